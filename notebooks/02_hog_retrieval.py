@@ -1,0 +1,300 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Retrieval with HOG descriptors
+#
+# **Paper:** D. Barać et al., content-based retrieval of radiology images with BoVW, HOG and
+# pretrained CNN descriptors (paper 002 of this book, {cite}`barac_cbmir`).
+#
+# **Reproduced here:** the HOG part of the paper: its parameter sweeps (Figs. 4 and 5), the test
+# mP@k curve for k = 1..10 (the HOG line of Fig. 9), the HOG row of Table III (mAP by region, by
+# modality and by both), the HOG rows of Tables IV and V (indexing and query time), and example
+# queries with their top five hits (Appendix A).
+#
+# **Data:** the open multi-axis benchmark of the previous chapter, not the paper's private set of
+# 38,000 radiographs, CTs and MRIs. The paper's numbers are shown beside ours for orientation only.
+#
+# ## Overview
+#
+# A histogram of oriented gradients summarises an image by the directions of its edges: the image
+# is cut into square cells, each cell gets a histogram of gradient orientations weighted by gradient
+# strength, neighbouring cells are grouped into blocks that are contrast-normalised, and all block
+# histograms are concatenated. Paper 002 computed one such vector per image, compared vectors by L1
+# distance (it found L1 better than Euclidean) and returned the nearest archive images. It is the
+# cheapest of the paper's three methods, and the baseline every other chapter should beat.
+
+# %% tags=["parameters"]
+profile = "cpu"  # smoke | cpu | paper
+data_dir = None  # None: $CBMIR_DATA_DIR, else ~/.cache/cbmir_tf/data (downloads)
+seed = 0
+out_dir = "outputs/02_hog_retrieval"
+
+# %% tags=["hide-cell"]
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("cbmir_tf") is None:  # e.g. on Colab
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "git+https://github.com/cbmir-tf/cbmir-tf"], check=True)
+
+# %% tags=["hide-input"]
+import platform
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from cbmir_tf import plots
+from cbmir_tf.data.benchmark import load_benchmark
+from cbmir_tf.data.dataset import validation_split
+from cbmir_tf.evaluation import first_hit_error, retrieval_report, search_database, time_per_query
+from cbmir_tf.features.hog import PAPER_GRID, HOGDescriptor
+from cbmir_tf.index import Index
+from cbmir_tf.profiles import get_profile
+from cbmir_tf.report import environment_summary, glue_value, show_figure, show_table, write_provenance
+
+settings = get_profile(profile, "hog")
+warnings.simplefilter("ignore", UserWarning)  # patient-leakage warning: see the benchmark chapter
+settings
+
+# %% [markdown]
+# ## Data and protocol
+#
+# As in the paper, parameters are chosen on a validation split and only the chosen configuration is
+# run on the test split. The validation images are a stratified 20 % of each code of the training
+# split; during the sweeps they query the remaining training images. For the test, the whole
+# training split is the archive and every test image is a query. Under the `smoke` and `cpu`
+# profiles the sweeps run on a per-class subset (`max_per_class` below), and under `smoke` the test
+# does too.
+
+# %%
+benchmark = load_benchmark(data_dir)
+sweep_set = validation_split(
+    benchmark.stratified_sample(settings["max_per_class"], seed) if settings["max_per_class"] else benchmark,
+    settings["val_fraction"], seed)
+test_set = benchmark.stratified_sample(settings["max_per_class"], seed) if profile == "smoke" else benchmark
+archive, queries = sweep_set.take_split("train"), sweep_set.take_split("val")
+write_provenance(out_dir, {"profile": profile, "seed": seed, **settings}, benchmark)
+print(f"sweep: {len(archive)} archive images, {len(queries)} validation queries")
+print(f"test:  {(test_set.split == 'train').sum()} archive images, {(test_set.split == 'test').sum()} test queries")
+
+
+# %% [markdown]
+# ## Choosing the cell, block and stride (Fig. 4 of the paper)
+#
+# The paper first fixed 9 orientation bins and compared six combinations of cell size, block size and
+# block stride on its 256-pixel images, blocks being 2 x 2 cells that either overlap (stride = one
+# cell) or tile the image (stride = one block). We read the six as cells of 16, 32 and 64 pixels,
+# each with both strides, and also resize our 128-pixel images to 256 so that the sizes mean the same
+# as in the paper. Relevance here is "both": the hit must share the query's modality and region.
+
+# %%
+def sweep(configs):
+    """mP@1..10 (relevance 'both') and mAP of each HOG configuration on the validation split."""
+    curves, rows = {}, []
+    for params in configs:
+        hog = HOGDescriptor(**params).fit(archive.images)
+        _, hits = search_database(hog.transform(archive.images), hog.transform(queries.images), "l1", 10)
+        report = retrieval_report(queries.codes, archive.codes, hits)
+        label = (f"cell {params['cell_size']}, block {params['block_size']}, stride {params['block_stride']}, "
+                 f"{params['n_bins']} bins (d={hog.n_features_out_})")
+        curves[label] = report.loc["both", [f"P@{k}" for k in range(1, 11)]].to_numpy()
+        rows.append({**params, "dimension": hog.n_features_out_, **report["mAP"].add_prefix("mAP ").to_dict()})
+    return curves, pd.DataFrame(rows)
+
+
+grid_curves, grid_table = sweep([{**p, "n_bins": 9} for p in PAPER_GRID])
+
+# %% tags=["hide-input"]
+show_figure(plots.precision_curves(grid_curves, "HOG cell / block / stride, 9 bins (validation)"),
+            "fig4_hog_grid", out_dir)
+show_table(grid_table, "fig4_hog_grid_table", out_dir)
+
+# %% [markdown]
+# ```{glue:figure} fig4_hog_grid
+# :name: fig-hog-grid
+# Figure 4 of the paper, on the open benchmark: validation mP@k of six cell / block / stride
+# combinations at 9 bins. The paper's best was cell 64, block 128, stride 64 (overlapping blocks).
+# ```
+#
+# ```{glue:figure} fig4_hog_grid_table
+# :name: tab-hog-grid
+# The same sweep as a table, with the vector length and the validation mAP for each relevance axis.
+# ```
+
+# %%
+best_grid = grid_table.sort_values("mAP both", ascending=False).iloc[0]
+best_layout = {k: int(best_grid[k]) for k in ("cell_size", "block_size", "block_stride")}
+glue_value("best_layout", ", ".join(f"{k} {v}" for k, v in best_layout.items()))
+best_layout
+
+# %% [markdown]
+# On our data the best layout is {glue:text}`best_layout`.
+#
+# ## Choosing the number of bins (Fig. 5 of the paper)
+#
+# With that layout fixed, the number of orientation bins varies. The paper found 15 bins best.
+
+# %%
+bin_curves, bin_table = sweep([{**best_layout, "n_bins": b} for b in settings["sweep_bins"]])
+best_params = {**best_layout, "n_bins": int(bin_table.sort_values("mAP both", ascending=False).iloc[0]["n_bins"])}
+glue_value("best_bins", best_params["n_bins"])
+
+# %% tags=["hide-input"]
+show_figure(plots.precision_curves(bin_curves, "HOG bins at the best layout (validation)"), "fig5_hog_bins", out_dir)
+show_table(bin_table, "fig5_hog_bins_table", out_dir)
+
+# %% [markdown]
+# ```{glue:figure} fig5_hog_bins
+# :name: fig-hog-bins
+# Figure 5 of the paper, on the open benchmark: validation mP@k for several bin counts. Ours is best
+# at {glue:text}`best_bins` bins; the paper's at 15.
+# ```
+#
+# ```{glue:figure} fig5_hog_bins_table
+# :name: tab-hog-bins
+# The bin sweep as a table.
+# ```
+#
+# ## The test run
+#
+# The chosen configuration now describes every training image (the offline phase of the paper) and
+# every test image queries that archive. Both phases are timed on this machine.
+
+# %%
+test_archive, test_queries = test_set.take_split("train"), test_set.take_split("test")
+hog = HOGDescriptor(**best_params).fit(test_archive.images)
+start = time.perf_counter()
+index = Index("l1", descriptor=hog.name, params=hog.get_params())
+index.add(hog.transform(test_archive.images))
+offline_s = time.perf_counter() - start
+_, hits = index.search(hog.transform(test_queries.images), 10)
+test_report = retrieval_report(test_queries.codes, test_archive.codes, hits)
+show_table(test_report, "test_mpk_table", out_dir)
+
+# %% [markdown]
+# ```{glue:figure} test_mpk_table
+# :name: tab-hog-test
+# Test mP@k (k = 1..10) and paper 002's mAP for each relevance axis; "class" asks for the identical
+# code, finding included.
+# ```
+
+# %% tags=["hide-input"]
+curves = {f"HOG, relevance: {axis}": test_report.loc[axis, [f"P@{k}" for k in range(1, 11)]].to_numpy()
+          for axis in ("region", "modality", "both", "class")}
+show_figure(plots.precision_curves(curves, "HOG on the test split"), "fig9_hog_test", out_dir)
+
+# %% [markdown]
+# ```{glue:figure} fig9_hog_test
+# :name: fig-hog-test
+# The HOG line of Figure 9 of the paper, on the open benchmark: test mP@k for k = 1..10 under the
+# paper's three relevance axes, and for the exact code.
+# ```
+#
+# ## Table III: mAP by region, modality and both
+#
+# Paper 002 summarises each mP@k curve by its mean over k = 1..10 and calls it mAP (its Eq. 9). It
+# is not the usual average precision: it rewards early hits and ignores recall (see
+# `cbmir_tf.metrics`). The paper's HOG row is shown beside ours; the data differ, so only the order
+# of magnitude and the order of the axes can be compared.
+
+# %%
+PAPER_TABLE_III_HOG = {"region": 0.8249, "modality": 0.9121, "both": 0.8146}
+table_iii = pd.DataFrame({
+    "ours (open benchmark)": test_report.loc[["region", "modality", "both"], "mAP"],
+    "paper 002 (private radiology set)": pd.Series(PAPER_TABLE_III_HOG),
+})
+table_iii.index.name = "mAP, relevance"
+show_table(table_iii, "table3_hog_map", out_dir)
+for axis in ("region", "modality", "both"):
+    glue_value(f"map_{axis}", f"{test_report.loc[axis, 'mAP']:.3f}")
+
+# %% [markdown]
+# ```{glue:figure} table3_hog_map
+# :name: tab-hog-table3
+# The HOG row of Table III: mAP (k_max = 10) by anatomical region, by modality and by both. Ours:
+# region {glue:text}`map_region`, modality {glue:text}`map_modality`, both {glue:text}`map_both`.
+# ```
+#
+# ## Hierarchical error of the first hit
+#
+# Taking the first hit's code as the prediction turns retrieval into classification, which the
+# IRMA-based papers score with the hierarchical error of ImageCLEF (`cbmir_tf.irma`). On our codes the
+# modality is one axis and region-then-finding the other; "image" normalisation makes a fully wrong
+# image cost 1.
+
+# %%
+error = first_hit_error(test_queries.codes, test_archive.codes, hits)
+pd.Series(error, name="HOG first hit")
+
+# %% [markdown]
+# ## Tables IV and V: indexing and query time
+#
+# The offline time covers describing and indexing the archive. The query time covers one query at a
+# time, from pixels to the ranked list: describing the query image and searching the L1 index. The
+# paper measured on an AMD Ryzen 5 2600 with 16 GB of memory over 30,000 archive and 8,000 query
+# images; ours ran on the machine named below.
+
+# %%
+timing = time_per_query(lambda i: index.search(hog.transform(test_queries.images[i:i + 1]), 10),
+                        n_queries=len(test_queries))
+timing_table = pd.DataFrame({
+    "ours": {"archive images": len(test_archive), "offline phase (s)": offline_s,
+             "query time, median (ms)": timing["median_ms"], "query time, p95 (ms)": timing["p95_ms"]},
+    "paper 002": {"archive images": 30000, "offline phase (s)": 60.0,
+                  "query time, median (ms)": np.nan, "query time, p95 (ms)": np.nan},
+})
+timing_table.loc["query time, mean (ms)"] = [timing["mean_ms"], 53.0]
+show_table(timing_table, "tables4_5_hog_time", out_dir, float_format="{:.1f}")
+glue_value("machine", f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores")
+glue_value("query_ms", f"{timing['median_ms']:.1f}")
+
+# %% [markdown]
+# ```{glue:figure} tables4_5_hog_time
+# :name: tab-hog-time
+# The HOG rows of Tables IV and V: the offline phase and the time per query (the paper gives its
+# mean only). Ours measured on {glue:text}`machine`; median {glue:text}`query_ms` ms per query.
+# ```
+#
+# ## Example queries (Appendix A)
+#
+# One random test query per code, for a few codes, with its five nearest archive images. A green
+# frame marks a hit with the query's code, red any other.
+
+# %%
+rng = np.random.default_rng(seed)
+codes = rng.choice(np.unique(test_queries.codes), settings["n_example_queries"], replace=False)
+picks = np.array([rng.choice(np.flatnonzero(test_queries.codes == c)) for c in codes])
+top5 = hits[picks, :5]
+fig = plots.query_strips(test_queries.images[picks], test_queries.codes[picks],
+                         test_archive.images[top5], test_archive.codes[top5])
+show_figure(fig, "appendix_examples", out_dir)
+
+# %% [markdown]
+# ```{glue:figure} appendix_examples
+# :name: fig-hog-examples
+# Example queries (blue frame) with their top five HOG hits, as in the paper's Appendix A.
+# ```
+#
+# ## Summary
+#
+# HOG with L1 distance finds the right modality and region for most queries on the open benchmark,
+# at a few milliseconds per query on a CPU. Its edge histograms do not see the finding well: the
+# exact-code precision is far below the region and modality precision, which is what learned
+# descriptors in the later chapters are for. The parameter choice transfers imperfectly from the
+# paper, since our images start at 128 pixels.
+
+# %% tags=["hide-input"]
+print(environment_summary())
