@@ -1,0 +1,74 @@
+"""CNN codes and the CNNC -> RBC two-stage search of paper 003, on real images."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from cbmir_tf.cnnc_rbc import CNNCRBCSearch
+from cbmir_tf.features.cnn_code import CNNCode
+from cbmir_tf.features.radon_barcode import RadonBarcode
+from cbmir_tf.models.shallow_cnn import ShallowCNN
+
+
+@pytest.fixture(scope="module")
+def net():
+    keras.utils.set_random_seed(0)  # an untrained network: its codes are still a fixed function of the image
+    return ShallowCNN(input_shape=(64, 64, 1), classes=28)
+
+
+@pytest.fixture(scope="module")
+def archive(small_benchmark):
+    return small_benchmark.take_split("train").images[::2][:100]
+
+
+def test_cnnc_is_1000_bits_deterministic_and_binarised_at_zero(net, kidney_images):
+    cnnc = CNNCode(net).fit()
+    codes = cnnc.transform(kidney_images[:6])
+    assert codes.shape == (6, 1000) and codes.dtype == bool and cnnc.metric == "hamming"
+    np.testing.assert_array_equal(codes, CNNCode(net, batch_size=4).fit().transform(kidney_images[:6]))
+    raw = CNNCode(net, binary=False).fit()
+    activations = raw.transform(kidney_images[:6])
+    assert activations.dtype == np.float32 and raw.metric == "l2"
+    np.testing.assert_array_equal(codes, activations > 0)
+
+
+def test_cnnc_hamming_ranking_matches_brute_force(net, archive):
+    search = CNNCRBCSearch(CNNCode(net), n_candidates=20, k=5).add(archive)
+    D, I = search.candidates(archive[:6])
+    codes = CNNCode(net).fit().transform(archive)
+    brute = (codes[:6, None, :] != codes[None, :, :]).sum(-1)
+    np.testing.assert_array_equal(D, np.take_along_axis(brute, I, 1))
+    np.testing.assert_array_equal(D, np.sort(brute, 1)[:, :20])
+    assert (I[:, 0] == np.arange(6)).all() and (D[:, 0] == 0).all()
+
+
+def test_rerank_permutes_the_top50_by_barcode_distance(net, archive, small_benchmark):
+    queries = small_benchmark.take_split("test").images[:3]
+    rbc = RadonBarcode().fit()
+    paper = CNNCRBCSearch(CNNCode(net), rbc, n_candidates=50, k=10).add(archive)
+    _, candidates = paper.candidates(queries)
+    D, I = paper.search(queries, k=50)
+    q_bars, db_bars = rbc.transform(queries), rbc.transform(archive)
+    for row in range(len(queries)):
+        assert set(I[row]) == set(candidates[row])
+        expected = (q_bars[row] != db_bars[I[row]]).sum(1)
+        np.testing.assert_array_equal(D[row], expected)
+        assert (np.diff(D[row]) >= 0).all()
+    assert not np.array_equal(I, candidates)  # the order did change
+    cached = CNNCRBCSearch(CNNCode(net), rbc, cache_barcodes=True).add(archive)
+    D10, I10 = cached.search(queries)
+    np.testing.assert_array_equal(I10, I[:, :10])
+    np.testing.assert_array_equal(D10, D[:, :10])
+
+
+def test_errors(net, archive):
+    with pytest.raises(ValueError, match="k <= n_candidates"):
+        CNNCRBCSearch(CNNCode(net), n_candidates=5, k=10)
+    with pytest.raises(ValueError, match="call add"):
+        CNNCRBCSearch(CNNCode(net)).search(archive[:1])
+    with pytest.raises(TypeError, match="CNNCode"):
+        CNNCRBCSearch(RadonBarcode())
+    with pytest.raises(ValueError, match="call fit first"):
+        CNNCode(net).transform(archive[:1])
