@@ -55,8 +55,12 @@ class CNNCRBCSearch:
         self.n_candidates, self.k, self.cache_barcodes = int(n_candidates), int(k), bool(cache_barcodes)
         self.index_ = None
 
-    def add(self, images: np.ndarray) -> "CNNCRBCSearch":
-        """Code and index the archive ``images`` (uint8 ``(n, h, w)``); row numbers are the ids."""
+    def add(self, images: np.ndarray, *, barcodes: np.ndarray | None = None) -> "CNNCRBCSearch":
+        """Code and index the archive ``images`` (uint8 ``(n, h, w)``); row numbers are the ids.
+
+        With ``cache_barcodes``, ``barcodes`` may pass the archive's bool RBCs ``(n, bits)``
+        computed before (e.g. shared by several searches); otherwise they are computed here.
+        """
         images = check_images(images)
         if not hasattr(self.cnnc, "code_model_"):
             self.cnnc.fit(images)
@@ -65,8 +69,18 @@ class CNNCRBCSearch:
         self.index_ = Index(self.cnnc.metric, descriptor=self.cnnc.name, params=self.cnnc.index_params())
         self.index_.add(self.cnnc.transform(images))
         self.images_ = images
-        self.barcodes_ = pack_codes(self.rbc.transform(images)) if self.cache_barcodes else None
+        self.barcodes_ = None
+        if self.cache_barcodes:
+            barcodes = self.rbc.transform(images) if barcodes is None else self._check_barcodes(barcodes, images)
+            self.barcodes_ = pack_codes(barcodes)
         return self
+
+    def _check_barcodes(self, barcodes: np.ndarray, images: np.ndarray, name: str = "barcodes") -> np.ndarray:
+        barcodes = np.asarray(barcodes)
+        if barcodes.shape != (len(images), self.rbc.n_features_out_) or barcodes.dtype != bool:
+            raise ValueError(f"{name} must be bool of shape ({len(images)}, {self.rbc.n_features_out_}), from "
+                             f"{self.rbc!r}. Got {barcodes.dtype} of shape {barcodes.shape} instead.")
+        return barcodes
 
     def _check_added(self) -> None:
         if self.index_ is None:
@@ -78,14 +92,15 @@ class CNNCRBCSearch:
         codes = self.cnnc.transform(check_images(query_images, "query_images"))
         return self.index_.search(codes, self.n_candidates, exclude=exclude)
 
-    def search(self, query_images: np.ndarray, k: int | None = None, *,
-               exclude=None) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, query_images: np.ndarray, k: int | None = None, *, exclude=None,
+               query_barcodes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Both stages: the ``k`` best of the CNNC candidates by RBC Hamming distance.
 
         Args:
             query_images: uint8 ``(nq, h, w)`` (one 2-D image is promoted).
             k: Hits per query, at most ``n_candidates``. Defaults to ``self.k``.
             exclude: Optional archive ids ``(nq,)`` that row ``i`` must not return (leave-one-out).
+            query_barcodes: Optional bool RBCs of the queries ``(nq, bits)``, computed before.
 
         Returns:
             ``(D, I)`` of shape ``(nq, k)``: int32 RBC Hamming distances and archive row numbers,
@@ -96,7 +111,8 @@ class CNNCRBCSearch:
             raise ValueError(f"k must lie in [1, n_candidates={self.n_candidates}]. Received: k={k!r}")
         query_images = check_images(query_images, "query_images")
         Dc, Ic = self.candidates(query_images, exclude=exclude)
-        query_codes = pack_codes(self.rbc.transform(query_images))
+        query_codes = pack_codes(self.rbc.transform(query_images) if query_barcodes is None
+                                 else self._check_barcodes(query_barcodes, query_images, "query_barcodes"))
         D_out, I_out = [], []
         for q in range(len(query_images)):
             ids = Ic[q]

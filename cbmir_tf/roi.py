@@ -82,20 +82,40 @@ def match_roi(query_image: np.ndarray, box, images: np.ndarray, *,
 
 
 def draw_roi_matches(query_image: np.ndarray, box, images: np.ndarray, boxes: np.ndarray,
-                     scores: np.ndarray, titles=None, ax_size: float = 1.6):
-    """One row: the query with its ROI (red) and each image with its matched box (yellow); returns the figure."""
+                     scores: np.ndarray, titles=None, axes=None, score_label: str = "NCC",
+                     ax_size: float = 1.6):
+    """Draw the query with its ROI (red) and each image with its matched box (yellow).
+
+    Args:
+        query_image: ``(h, w)`` grey query.
+        box: The query ROI ``(x, y, w, h)``.
+        images: ``(n, H, W)`` searched images; ``boxes`` ``(n, 4)`` and ``scores`` ``(n,)`` from
+            ``match_roi``.
+        titles: Optional ``n`` strings shown above the scores.
+        axes: Optional ``n + 1`` matplotlib axes to draw into (e.g. one row of a grid); a new
+            one-row figure otherwise.
+        score_label: What the scores are, printed before each. Defaults to ``"NCC"``.
+
+    Returns:
+        The matplotlib figure.
+    """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
     n = len(images)
-    fig, axes = plt.subplots(1, n + 1, figsize=((n + 1) * ax_size, ax_size * 1.25), squeeze=False)
+    if axes is None:
+        _, axes = plt.subplots(1, n + 1, figsize=((n + 1) * ax_size, ax_size * 1.25), squeeze=False)
+        axes = axes[0]
+    if len(axes) != n + 1:
+        raise ValueError(f"axes must hold {n + 1} axes (query + {n} images). Got {len(axes)} instead.")
     panels = [(query_image, box, "tab:red", "query ROI")] + [
-        (images[i], boxes[i], "yellow", f"{'' if titles is None else titles[i] + chr(10)}score {scores[i]:.2f}")
+        (images[i], boxes[i], "yellow", ("" if titles is None else f"{titles[i]}\n") + f"{score_label} {scores[i]:.2f}")
         for i in range(n)]
-    for ax, (image, (bx, by, bw, bh), colour, title) in zip(axes[0], panels):
+    for ax, (image, (bx, by, bw, bh), colour, title) in zip(axes, panels):
         ax.imshow(image, cmap="gray", vmin=0, vmax=255)
         ax.add_patch(Rectangle((bx - 0.5, by - 0.5), bw, bh, fill=False, edgecolor=colour, linewidth=1.5))
         ax.set_title(title, fontsize=5.5)
         ax.axis("off")
+    fig = axes[0].figure
     fig.tight_layout()
     return fig

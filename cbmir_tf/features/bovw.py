@@ -53,7 +53,8 @@ def root_sift(descriptors: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     if descriptors.ndim != 2:
         raise ValueError(f"descriptors must have shape (n, d). Got shape {descriptors.shape} instead.")
     if (descriptors < 0).any():
-        raise ValueError("RootSIFT needs non-negative descriptors (SIFT histograms). Got negative values instead.")
+        raise ValueError("RootSIFT needs non-negative descriptors (SIFT histograms). "
+                         "Got negative values instead.")
     l1 = descriptors.sum(axis=1, keepdims=True)
     return np.sqrt(descriptors / np.maximum(l1, eps)).astype(np.float32)
 
@@ -137,8 +138,8 @@ class BoVWDescriptor(Descriptor):
     metric = "cosine"
 
     def __init__(self, *, n_words: int = 1000, root: bool = True, max_iter: int = 50, n_init: int = 5,
-                 algorithm: str = "faiss", max_descriptors_per_image: int = 100, image_size: int | None = None,
-                 seed: int = 0):
+                 algorithm: str = "faiss", max_descriptors_per_image: int = 100,
+                 image_size: int | None = None, seed: int = 0):
         self.n_words = n_words
         self.root = root
         self.max_iter = max_iter
@@ -157,7 +158,7 @@ class BoVWDescriptor(Descriptor):
                 raise ValueError(f"{param} must be a positive integer. Received: {param}={value!r}")
 
     def local_features(self, images: np.ndarray) -> list[np.ndarray]:
-        """SIFT or RootSIFT descriptors of each image, as this descriptor extracts them (see `sift_features`)."""
+        """SIFT or RootSIFT descriptors of each image, as this descriptor extracts them (`sift_features`)."""
         return sift_features(images, root=self.root, image_size=self.image_size)
 
     def fit(self, images: np.ndarray, y=None) -> "BoVWDescriptor":
@@ -171,15 +172,16 @@ class BoVWDescriptor(Descriptor):
         rng = np.random.default_rng(self.seed)
         cap = self.max_descriptors_per_image
         sample = [f[rng.choice(len(f), cap, replace=False)] if cap and len(f) > cap else f for f in features]
-        X = np.ascontiguousarray(np.concatenate([np.zeros((0, SIFT_DIM), np.float32), *sample]), dtype=np.float32)
+        X = np.concatenate([np.zeros((0, SIFT_DIM), np.float32), *sample])
+        X = np.ascontiguousarray(X, dtype=np.float32)
         if len(X) < self.n_words:
             raise ValueError(f"{len(X)} local descriptors from {len(features)} images cannot make "
                              f"{self.n_words} visual words; lower n_words or fit on more images. "
                              f"Received: n_words={self.n_words}")
         if self.algorithm == "faiss":
-            kmeans = faiss.Kmeans(SIFT_DIM, int(self.n_words), niter=int(self.max_iter), nredo=int(self.n_init),
-                                  seed=int(self.seed), max_points_per_centroid=max(256, len(X) // self.n_words + 1),
-                                  verbose=False)
+            kmeans = faiss.Kmeans(SIFT_DIM, int(self.n_words), niter=int(self.max_iter),
+                                  nredo=int(self.n_init), seed=int(self.seed), verbose=False,
+                                  max_points_per_centroid=max(256, len(X) // self.n_words + 1))
             kmeans.train(X)
             self.vocabulary_ = kmeans.centroids.astype(np.float32)
             self.inertia_ = float(kmeans.obj[-1]) if len(kmeans.obj) else float("nan")
@@ -197,7 +199,7 @@ class BoVWDescriptor(Descriptor):
         return self
 
     def word_counts(self, features: list[np.ndarray]) -> np.ndarray:
-        """Histogram of nearest visual words per image: float32 ``(n, n_words)`` (zero rows without keypoints)."""
+        """Histogram of the nearest visual words, float32 ``(n, n_words)``; zero rows without keypoints."""
         self._check_fitted()
         if getattr(self, "_quantizer", None) is None:
             self._quantizer = faiss.IndexFlatL2(SIFT_DIM)

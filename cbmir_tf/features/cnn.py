@@ -115,7 +115,8 @@ class CNNDescriptor(Descriptor):
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}. Received: model={self.model!r}")
         if self.pooling is not None and (not isinstance(self.pooling, (int, np.integer)) or self.pooling < 1):
-            raise ValueError(f"pooling must be None or a positive integer. Received: pooling={self.pooling!r}")
+            raise ValueError("pooling must be None or a positive integer. "
+                             f"Received: pooling={self.pooling!r}")
         if images is not None:
             check_images(images)
         backbone, self._preprocess, self.pretrained_ = build_backbone(self.model, int(self.input_size))
@@ -123,9 +124,11 @@ class CNNDescriptor(Descriptor):
         self.feature_shape_ = tuple(int(s) for s in x.shape[1:])
         if self.pooling:
             if min(self.feature_shape_[:2]) < self.pooling:
-                raise ValueError(f"{self.model} at input_size={self.input_size} gives a {self.feature_shape_[:2]} "
-                                 f"feature map, smaller than the pooling kernel. Received: pooling={self.pooling}")
-            x = keras.layers.AveragePooling2D(self.pooling, strides=self.pooling, name=f"avg_pool_{self.pooling}")(x)
+                raise ValueError(f"{self.model} at input_size={self.input_size} gives a "
+                                 f"{self.feature_shape_[:2]} feature map, smaller than the pooling kernel. "
+                                 f"Received: pooling={self.pooling}")
+            x = keras.layers.AveragePooling2D(self.pooling, strides=self.pooling,
+                                              name=f"avg_pool_{self.pooling}")(x)
         x = keras.layers.Flatten(name="descriptor")(x)
         self.extractor_ = keras.Model(backbone.input, x, name=f"{backbone.name}_descriptor")
         self.n_features_out_ = int(x.shape[-1])

@@ -55,8 +55,9 @@ def fire_module(x, squeeze: int, expand: int, name: str):
 
 
 def SqueezeNet(include_top: bool = False, weights: str | os.PathLike | None = "imagenet", input_tensor=None,
-               input_shape: tuple[int, int, int] | None = None, pooling: str | None = None, classes: int = 1000,
-               classifier_activation: str | None = "softmax", name: str = "squeezenet_v1_1") -> keras.Model:
+               input_shape: tuple[int, int, int] | None = None, pooling: str | None = None,
+               classes: int = 1000, classifier_activation: str | None = "softmax",
+               name: str = "squeezenet_v1_1") -> keras.Model:
     """Instantiate SqueezeNet v1.1 (channels last).
 
     Reference: Iandola et al. 2016 (SqueezeNet v1.1); paper 002 (Barać et al.), Fig. 6 and Section IX.
@@ -81,8 +82,9 @@ def SqueezeNet(include_top: bool = False, weights: str | os.PathLike | None = "i
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling must be None, 'avg' or 'max'. Received: pooling={pooling!r}")
     if include_top and weights is not None:
-        raise ValueError("Only the no-top ImageNet weights of SqueezeNet are available; use include_top=False "
-                         f"or weights=None. Received: include_top=True, weights={weights!r}")
+        raise ValueError("Only the no-top ImageNet weights of SqueezeNet are available; use "
+                         f"include_top=False or weights=None. "
+                         f"Received: include_top=True, weights={weights!r}")
     if input_shape is None:
         input_shape = (224, 224, 3)
     if len(input_shape) != 3 or input_shape[-1] != 3 or min(input_shape[:2]) < 32:
@@ -120,7 +122,8 @@ def resolve_weights(weights: str | os.PathLike) -> Path:
         from cbmir_tf.data.download import fetch
 
         return fetch(f"weights/{WEIGHTS_FILE}", WEIGHTS_URL, WEIGHTS_SHA256, "sha256",
-                     how_to_get="See shared/data/weights/README.md, or allow downloads (CBMIR_ALLOW_DOWNLOAD=1).")
+                     how_to_get="See shared/data/weights/README.md, or allow downloads "
+                                "(CBMIR_ALLOW_DOWNLOAD=1).")
     path = Path(weights)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: SqueezeNet weights file not found. Pass weights='imagenet' to use "
@@ -146,16 +149,19 @@ def load_squeezenet_weights(model: keras.Model, weights: str | os.PathLike) -> k
             for raw in f.attrs["layer_names"]:
                 old = raw.decode() if isinstance(raw, bytes) else str(raw)
                 group = f[old]
-                names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])]
+                names = [n.decode() if isinstance(n, bytes) else str(n)
+                         for n in group.attrs.get("weight_names", [])]
                 if names:
                     arrays[old] = [np.asarray(group[n]) for n in names]
     except (OSError, KeyError) as e:
         raise ValueError(f"{path}: cannot read SqueezeNet weights ({e}); the file may be truncated or not a "
-                         f"Keras HDF5 weights file. Expected {WEIGHTS_FILE} with sha256 {WEIGHTS_SHA256}.") from None
+                         f"Keras HDF5 weights file. Expected {WEIGHTS_FILE} with sha256 "
+                         f"{WEIGHTS_SHA256}.") from None
     unknown = sorted(set(arrays) - set(H5_LAYER_NAMES))
     missing = sorted(set(H5_LAYER_NAMES) - set(arrays))
     if unknown or missing:
-        raise ValueError(f"{path}: layers do not match SqueezeNet v1.1; unexpected {unknown}, missing {missing}.")
+        raise ValueError(f"{path}: layers do not match SqueezeNet v1.1; unexpected {unknown}, "
+                         f"missing {missing}.")
     ours = {layer.name for layer in model.layers if layer.weights}
     unmapped = sorted(ours - set(H5_LAYER_NAMES.values()) - {"conv10"})
     if unmapped:

@@ -6,7 +6,9 @@ steps in input order, and the widths of its hidden fully connected layers. One
 builder, :func:`VGGConfig`, reads that spec. Every convolution has 20 filters,
 stride 1, "same" padding and a ReLU; every pooling is 2 x 2 max pooling with
 stride 2; the hidden FC layers use ReLU and are followed by dropout; a softmax
-over the classes ends the network.
+over the classes ends the network. The paper does not say how it initialised the
+weights; the ReLU layers use He-normal initialisation, without which these
+networks sit at the uniform prediction for many epochs.
 
 Reading of the tables (their printed layout is partly merged cells):
 
@@ -102,7 +104,8 @@ def VGGConfig(include_top=True, weights=None, input_shape=(128, 128, 1), pooling
     for step in spec["stack"]:
         if step == "conv":
             x = layers.Conv2D(FILTERS, spec["kernel_size"], padding="same", activation="relu",
-                              kernel_regularizer=regularizer, name=f"block{block}_conv{conv}")(x)
+                              kernel_initializer="he_normal", kernel_regularizer=regularizer,
+                              name=f"block{block}_conv{conv}")(x)
             conv += 1
         else:
             x = layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
@@ -110,7 +113,8 @@ def VGGConfig(include_top=True, weights=None, input_shape=(128, 128, 1), pooling
     if include_top:
         x = layers.Flatten(name="flatten")(x)
         for i, width in enumerate(spec["fc"], start=1):
-            x = layers.Dense(width, activation="relu", kernel_regularizer=regularizer, name=f"fc{i}")(x)
+            x = layers.Dense(width, activation="relu", kernel_initializer="he_normal",
+                             kernel_regularizer=regularizer, name=f"fc{i}")(x)
             if i == len(spec["fc"]):
                 x = layers.Identity(name=FEATURE_LAYER)(x)
             if dropout:
