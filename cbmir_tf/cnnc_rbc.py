@@ -71,15 +71,16 @@ class CNNCRBCSearch:
         self.images_ = images
         self.barcodes_ = None
         if self.cache_barcodes:
-            barcodes = self.rbc.transform(images) if barcodes is None else self._check_barcodes(barcodes, images)
-            self.barcodes_ = pack_codes(barcodes)
+            if barcodes is None:
+                barcodes = self.rbc.transform(images)
+            self.barcodes_ = pack_codes(self._check_barcodes(barcodes, images))
         return self
 
     def _check_barcodes(self, barcodes: np.ndarray, images: np.ndarray, name: str = "barcodes") -> np.ndarray:
         barcodes = np.asarray(barcodes)
         if barcodes.shape != (len(images), self.rbc.n_features_out_) or barcodes.dtype != bool:
-            raise ValueError(f"{name} must be bool of shape ({len(images)}, {self.rbc.n_features_out_}), from "
-                             f"{self.rbc!r}. Got {barcodes.dtype} of shape {barcodes.shape} instead.")
+            raise ValueError(f"{name} must be bool of shape ({len(images)}, {self.rbc.n_features_out_}), "
+                             f"from {self.rbc!r}. Got {barcodes.dtype} of shape {barcodes.shape} instead.")
         return barcodes
 
     def _check_added(self) -> None:
@@ -87,7 +88,7 @@ class CNNCRBCSearch:
             raise ValueError("this CNNCRBCSearch holds no archive: call add(images) first.")
 
     def candidates(self, query_images: np.ndarray, *, exclude=None) -> tuple[np.ndarray, np.ndarray]:
-        """First stage only: ``(D, I)`` of shape ``(nq, n_candidates)`` by CNNC distance (CNNC-only search)."""
+        """First stage only (CNNC-only search): ``(D, I)`` ``(nq, n_candidates)`` by CNNC distance."""
         self._check_added()
         codes = self.cnnc.transform(check_images(query_images, "query_images"))
         return self.index_.search(codes, self.n_candidates, exclude=exclude)

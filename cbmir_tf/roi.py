@@ -33,8 +33,8 @@ def _check_box(box, shape: tuple[int, int]) -> tuple[int, int, int, int]:
     except (TypeError, ValueError):
         raise ValueError(f"box must be four integers (x, y, w, h). Received: box={box!r}") from None
     if w < 2 or h < 2 or x < 0 or y < 0 or x + w > shape[1] or y + h > shape[0]:
-        raise ValueError(f"box must lie inside the query image of shape {shape} and be at least 2 x 2 pixels. "
-                         f"Received: box={box!r}")
+        raise ValueError(f"box must lie inside the query image of shape {shape} and be at least 2 x 2 "
+                         f"pixels. Received: box={box!r}")
     return x, y, w, h
 
 
@@ -109,7 +109,8 @@ def draw_roi_matches(query_image: np.ndarray, box, images: np.ndarray, boxes: np
     if len(axes) != n + 1:
         raise ValueError(f"axes must hold {n + 1} axes (query + {n} images). Got {len(axes)} instead.")
     panels = [(query_image, box, "tab:red", "query ROI")] + [
-        (images[i], boxes[i], "yellow", ("" if titles is None else f"{titles[i]}\n") + f"{score_label} {scores[i]:.2f}")
+        (images[i], boxes[i], "yellow",
+         ("" if titles is None else f"{titles[i]}\n") + f"{score_label} {scores[i]:.2f}")
         for i in range(n)]
     for ax, (image, (bx, by, bw, bh), colour, title) in zip(axes, panels):
         ax.imshow(image, cmap="gray", vmin=0, vmax=255)

@@ -70,5 +70,7 @@ def test_errors(net, archive):
         CNNCRBCSearch(CNNCode(net)).search(archive[:1])
     with pytest.raises(TypeError, match="CNNCode"):
         CNNCRBCSearch(RadonBarcode())
+    with pytest.raises(ValueError, match=r"barcodes must be bool of shape \(60, 4352\)"):
+        CNNCRBCSearch(CNNCode(net), cache_barcodes=True).add(archive, barcodes=np.zeros((60, 8), bool))
     with pytest.raises(ValueError, match="call fit first"):
         CNNCode(net).transform(archive[:1])

@@ -75,7 +75,7 @@ def test_class_filtered_ranking_by_brute_force(vectors):
     probs = rng.dirichlet(np.ones(3), size=len(feats))
     ranking = class_filtered_ranking(probs[:4], probs[4:], feats[:4], feats[4:])
     for q in range(4):
-        same = probs[4:].argmax(1) == probs[q].argmax(1)
+        same = probs[4:].argmax(1) == probs[q].argmax()
         d = ((feats[4:] - feats[q]) ** 2).sum(1)
         want = sorted(range(len(d)), key=lambda i: (not same[i], d[i]))
         assert ranking[q].tolist() == want

@@ -70,8 +70,9 @@ class CNNCode(Descriptor):
         try:
             output = self.model.get_layer(self.layer).output
         except ValueError:
-            raise ValueError(f"{self.model.name} has no layer {self.layer!r}; it has "
-                             f"{[lyr.name for lyr in self.model.layers]}. Received: layer={self.layer!r}") from None
+            names = [lyr.name for lyr in self.model.layers]
+            raise ValueError(f"{self.model.name} has no layer {self.layer!r}; it has {names}. "
+                             f"Received: layer={self.layer!r}") from None
         self.code_model_ = keras.Model(self.model.inputs, output, name=f"{self.model.name}_{self.layer}_code")
         self.input_size_ = int(shape[1])
         self.n_features_out_ = int(self.code_model_.output_shape[-1])

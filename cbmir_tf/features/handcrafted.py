@@ -112,21 +112,23 @@ class GaborHistogram(_HistogramDescriptor):
         for frequency in self.frequencies:
             for k in range(self.n_orientations):
                 kernel = gabor_kernel(frequency, theta=np.pi * k / self.n_orientations)
-                real, imag = (cv2.filter2D(image, cv2.CV_32F, part.astype(np.float32), borderType=cv2.BORDER_REFLECT)
+                real, imag = (cv2.filter2D(image, cv2.CV_32F, np.float32(part), borderType=cv2.BORDER_REFLECT)
                               for part in (kernel.real, kernel.imag))
                 out.append(np.hypot(real, imag))
         return out
 
     def _fit_ranges(self, images):
         if not self.frequencies or self.n_orientations < 1 or self.n_bins < 2:
-            raise ValueError("GaborHistogram needs frequencies, n_orientations >= 1 and n_bins >= 2. Received: "
+            raise ValueError("GaborHistogram needs frequencies, n_orientations >= 1 and n_bins >= 2. "
+                             "Received: "
                              f"frequencies={self.frequencies}, n_orientations={self.n_orientations}, "
                              f"n_bins={self.n_bins}")
         stacked = np.stack([np.stack(self._responses(image)) for image in images[:64]])  # (m, filters, h, w)
         self.upper_ = np.percentile(stacked, 99, axis=(0, 2, 3))
 
     def _describe(self, image):
-        return np.concatenate([_histogram(r, self.n_bins, u) for r, u in zip(self._responses(image), self.upper_)])
+        responses = self._responses(image)
+        return np.concatenate([_histogram(r, self.n_bins, u) for r, u in zip(responses, self.upper_)])
 
 
 class TamuraHistogram(_HistogramDescriptor):
@@ -164,7 +166,8 @@ class TamuraHistogram(_HistogramDescriptor):
         for k in range(1, self.n_scales + 1):
             mean, s = cv2.blur(img, (2 ** k, 2 ** k), borderType=cv2.BORDER_REFLECT), 2 ** (k - 1)
             pad = np.pad(mean, s, mode="edge")
-            e = np.maximum(np.abs(pad[s:-s, 2 * s:] - pad[s:-s, :-2 * s]), np.abs(pad[2 * s:, s:-s] - pad[:-2 * s, s:-s]))
+            e = np.maximum(np.abs(pad[s:-s, 2 * s:] - pad[s:-s, :-2 * s]),  # left/right and top/bottom
+                           np.abs(pad[2 * s:, s:-s] - pad[:-2 * s, s:-s]))
             best, energy = np.where(e > energy, k - 1, best), np.maximum(e, energy)
         x, box = img / 255.0, (self.window, self.window)
         m1, m2, m3, m4 = (cv2.blur(x ** p, box, borderType=cv2.BORDER_REFLECT) for p in (1, 2, 3, 4))
@@ -189,7 +192,8 @@ class TamuraHistogram(_HistogramDescriptor):
         level = np.minimum((contrast / max(self.contrast_upper_, 1e-12) * self.n_bins).astype(np.int64),
                            self.n_bins - 1)
         joint = (best * self.n_bins + level) * (self.n_bins + 1) + direction
-        return np.bincount(joint.ravel(), minlength=self.n_scales * self.n_bins * (self.n_bins + 1)) / joint.size
+        size = self.n_scales * self.n_bins * (self.n_bins + 1)
+        return np.bincount(joint.ravel(), minlength=size) / joint.size
 
 
 class LBPHistogram(_HistogramDescriptor):
@@ -212,7 +216,8 @@ class LBPHistogram(_HistogramDescriptor):
 
     def _fit_ranges(self, images):
         if self.grid < 1 or self.image_size % self.grid:
-            raise ValueError(f"grid must divide image_size. Received: grid={self.grid}, image_size={self.image_size}")
+            raise ValueError(f"grid must divide image_size. "
+                             f"Received: grid={self.grid}, image_size={self.image_size}")
 
     def _describe(self, image):
         codes = local_binary_pattern(image, self.n_points, self.radius, method="uniform").astype(np.int64)

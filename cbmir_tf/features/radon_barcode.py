@@ -66,7 +66,8 @@ class RadonBarcode(Descriptor):
     def fit(self, images: np.ndarray | None = None, y=None) -> "RadonBarcode":
         """Validate the parameters (and ``images`` when given); nothing is learned. Returns ``self``."""
         if not isinstance(self.image_size, (int, np.integer)) or self.image_size < 8:
-            raise ValueError(f"image_size must be an integer of at least 8. Received: image_size={self.image_size!r}")
+            raise ValueError("image_size must be an integer of at least 8. "
+                             f"Received: image_size={self.image_size!r}")
         if not isinstance(self.n_angles, (int, np.integer)) or self.n_angles < 1:
             raise ValueError(f"n_angles must be a positive integer. Received: n_angles={self.n_angles!r}")
         if images is not None:

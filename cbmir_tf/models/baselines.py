@@ -78,7 +78,8 @@ def BackboneClassifier(backbone: str = "resnet50v2", include_top: bool = True, w
 
 
 def build_network(network: str, *, input_shape=(128, 128, 1), classes: int = 116, weights=None,
-                  feature_dim: int = 256, levels=("P2", "P3", "P4", "P5"), **kwargs) -> keras.Model:
+                  feature_dim: int = 256, levels=("P2", "P3", "P4", "P5"), pyramid_channels: int = 256,
+                  **kwargs) -> keras.Model:
     """Any network of the chapter by short name, with one feature length for all.
 
     The FPN's ``level_dim`` is ``feature_dim // 4``, so that with all four levels its vector is as
@@ -88,12 +89,13 @@ def build_network(network: str, *, input_shape=(128, 128, 1), classes: int = 116
         network: One of :data:`NETWORKS`.
         feature_dim: Length of the baselines' feature vector (and of the full FPN's). Defaults to 256.
         levels: FPN only: the levels that enter the feature vector. Defaults to all four.
-        **kwargs: Passed on to the builder (e.g. ``dropout``, ``pyramid_channels``).
+        pyramid_channels: FPN only: channels of the pyramid levels. Defaults to 256.
+        **kwargs: Passed on to the builder (e.g. ``dropout``).
     """
     if network not in NETWORKS:
         raise ValueError(f"network must be one of {NETWORKS}. Received: network={network!r}")
     if network == "resnet50v2_fpn":
         return ResNet50V2FPN(weights=weights, input_shape=input_shape, classes=classes, levels=tuple(levels),
-                             level_dim=max(1, int(feature_dim) // 4), **kwargs)
+                             level_dim=max(1, int(feature_dim) // 4), pyramid_channels=pyramid_channels, **kwargs)
     return BackboneClassifier(network, weights=weights, input_shape=input_shape, classes=classes,
                               feature_dim=feature_dim, **kwargs)

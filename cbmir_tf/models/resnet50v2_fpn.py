@@ -239,3 +239,17 @@ def extract_features(extractor: keras.Model, images: np.ndarray, batch_size: int
     out = [np.asarray(extractor.predict_on_batch(preprocess_input(images[s:s + batch_size], size)))
            for s in range(0, len(images), int(batch_size))]
     return np.concatenate(out).astype(np.float32)
+
+
+def extract_layers(model: keras.Model, images: np.ndarray, layers=(FEATURE_LAYER, PREDICTION_LAYER),
+                   batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Outputs of several named layers of ``model`` in one pass over grey uint8 images ``(n, h, w)``.
+
+    Returns:
+        ``{layer: float32 array (n, d)}`` for each name in ``layers`` (e.g. ``"P3_vector"``).
+    """
+    tap = keras.Model(model.inputs, [model.get_layer(name).output for name in layers], name=f"{model.name}_taps")
+    parts = [tap.predict_on_batch(preprocess_input(images[s:s + batch_size], int(model.input_shape[1])))
+             for s in range(0, len(images), int(batch_size))]
+    return {name: np.concatenate([np.asarray(p[i]) for p in parts]).astype(np.float32)
+            for i, name in enumerate(layers)}

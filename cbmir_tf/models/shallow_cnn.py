@@ -85,7 +85,8 @@ def ShallowCNN(include_top: bool = True, weights: str | None = None, input_tenso
         raise ValueError(f"dropout must lie in [0, 1). Received: dropout={dropout!r}")
 
     inputs = keras.Input(shape=input_shape, name="image") if input_tensor is None else input_tensor
-    x = keras.layers.RandomTranslation(max_shift, max_shift, fill_mode="constant", name="random_shift")(inputs)
+    x = keras.layers.RandomTranslation(max_shift, max_shift, fill_mode="constant",
+                                       name="random_shift")(inputs)
     x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(x)
     for stage, filters in enumerate((32, 64, 128), start=1):
         x = conv_block(x, filters, name=f"block{stage}")
@@ -120,7 +121,7 @@ def preprocess_input(images: np.ndarray, size: int | None = None) -> np.ndarray:
 
 
 def cnn_code_model(model: keras.Model, layer: str = CODE_LAYER) -> keras.Model:
-    """A model from ``model``'s input to the pre-ReLU activations of ``layer`` (the CNNC before binarisation)."""
+    """A model from ``model``'s input to the pre-ReLU activations of ``layer`` (the CNNC, unbinarised)."""
     try:
         output = model.get_layer(layer).output
     except ValueError:

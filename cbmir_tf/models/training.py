@@ -53,7 +53,7 @@ class TrainingRun:
 def fit_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray,
                    validation_data: tuple[np.ndarray, np.ndarray] | None = None, *, epochs: int = 500,
                    batch_size: int = 16, learning_rate: float = 1e-3, patience: int | None = 10,
-                   seed: int = 0, verbose: int | str = "auto") -> TrainingRun:
+                   seed: int = 0, run_eagerly: bool = False, verbose: int | str = "auto") -> TrainingRun:
     """Train a softmax classifier with Adam, early stopping on ``val_loss`` and the best weights restored.
 
     Args:
@@ -67,6 +67,9 @@ def fit_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray,
         patience: Epochs without a lower ``val_loss`` before stopping; `None` disables early stopping.
             Defaults to 10.
         seed: Seeds Keras, NumPy and Python before training. Defaults to 0.
+        run_eagerly: Skip building the graph of the training step. Tracing a ResNet's training step
+            costs minutes on a busy 2-core CPU, more than a handful of eager steps, so the ``smoke``
+            profile trains eagerly; longer runs should not. Defaults to `False`.
         verbose: Keras progress: ``"auto"`` (a progress bar in a terminal, one line per epoch in a
             notebook), 0, 1 or 2. Defaults to ``"auto"``.
 
@@ -85,7 +88,7 @@ def fit_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray,
                          f"Got labels in [{y.min()}, {y.max()}] instead.")
     keras.utils.set_random_seed(int(seed))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+                  metrics=["accuracy"], run_eagerly=bool(run_eagerly))
     callbacks = []
     if validation_data is not None and patience is not None:
         callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=int(patience),

@@ -168,13 +168,17 @@ class VGGPreprocessor:
     def _pixels(self, images) -> np.ndarray:
         images = np.asarray(images)
         if images.ndim != 3 or images.dtype != np.uint8:
-            raise ValueError(f"images must be uint8 of shape (n, h, w). Got {images.dtype} {images.shape} instead.")
+            raise ValueError(f"images must be uint8 of shape (n, h, w). "
+                             f"Got {images.dtype} of shape {images.shape} instead.")
         images = resize_batch(images, self.image_size)
         images = clahe(images, self.clip_limit) if self.use_clahe else images
         return images.astype(np.float32) / 255.0
 
     def fit(self, images, split=None) -> "VGGPreprocessor":
-        """Learn ``mean_image_`` ``(size, size)`` float32 from ``images[split == "train"]`` (all if `None`)."""
+        """Learn ``mean_image_``, float32 ``(size, size)``, from ``images[split == "train"]``.
+
+        With ``split=None`` every image counts as training.
+        """
         if split is not None:
             images = np.asarray(images)[np.asarray(split) == "train"]
         if len(images) == 0:

@@ -40,8 +40,8 @@ def test_histograms_have_the_documented_shape_and_sum_to_one(descriptor, dimensi
 def test_intensity_and_lbp_match_direct_computations(kidney_images):
     image = kidney_images[3]
     hist = IntensityHistogram(n_bins=4).fit(image[None]).transform(image)[0]
-    counts = [np.sum(image < 64), np.sum((image >= 64) & (image < 128)), np.sum((image >= 128) & (image < 192)),
-              np.sum(image >= 192)]
+    counts = [np.sum(image < 64), np.sum((image >= 64) & (image < 128)),
+              np.sum((image >= 128) & (image < 192)), np.sum(image >= 192)]
     np.testing.assert_allclose(hist, np.array(counts) / image.size, atol=1e-7)
     lbp = LBPHistogram(grid=1).fit(image[None]).transform(image)[0]
     codes = local_binary_pattern(image, 8, 1, method="uniform")

@@ -59,7 +59,8 @@ def test_rbc_retrieval_beats_chance_on_real_images(small_benchmark):
     archive = small_benchmark.take_split("train").stratified_sample(5, 0)
     test = small_benchmark.take_split("test")
     rng = np.random.default_rng(0)
-    pick = np.concatenate([rng.permutation(np.flatnonzero(test.labels == c))[:2] for c in np.unique(test.labels)])
+    pick = np.concatenate([rng.permutation(np.flatnonzero(test.labels == c))[:2]
+                           for c in np.unique(test.labels)])
     rbc = RadonBarcode().fit()
     _, I = Index("hamming").add(rbc.transform(archive.images)).search(rbc.transform(test.images[pick]), k=1)
     hit = axis_relevance(test.codes[pick], archive.codes[I], "both")[:, 0].mean()

@@ -61,24 +61,26 @@ def test_baselines_share_the_head():
 def test_a_few_training_steps_lower_the_loss_on_real_images(small_benchmark):
     train = small_benchmark.take_split("train")
     codes = ["MR-brain-glioma", "XR-knee-kl0", "CT-abdomen-kidney_cyst", "US-breast-benign"]
-    keep = np.isin(train.codes, codes)  # 4 real codes of four modalities, 10 images each
+    keep = np.flatnonzero(np.isin(train.codes, codes))  # 4 real codes of four modalities
+    keep = np.concatenate([keep[train.codes[keep] == c][:3] for c in codes])  # 3 images each
     x, y = preprocess_input(train.images[keep], 32), np.unique(train.labels[keep], return_inverse=True)[1]
     keras.utils.set_random_seed(0)
     model = ResNet50V2FPN(input_shape=(32, 32, 1), classes=4, pyramid_channels=32, level_dim=8, dropout=0.0)
     loss = keras.losses.SparseCategoricalCrossentropy()
     before = float(loss(y, model(x, training=True)))  # batch statistics: BN's moving averages lag behind
-    run = fit_classifier(model, x, y, epochs=5, batch_size=16, learning_rate=1e-3, seed=0, verbose=0)
+    run = fit_classifier(model, x, y, epochs=3, batch_size=12, learning_rate=1e-3, seed=0, run_eagerly=True,
+                         verbose=0)  # three steps
     after = float(loss(y, model(x, training=True)))
-    assert run.epochs_run == 5 and run.images_seen == 5 * len(x) and run.images_per_s > 0
+    assert run.epochs_run == 3 and run.images_seen == 3 * len(x) and run.images_per_s > 0
     assert after < 0.8 * before, (before, after)
 
 
 def test_save_load_round_trip_gives_identical_features(kidney_images, tmp_path):
     keras.utils.set_random_seed(1)
-    model = ResNet50V2FPN(input_shape=(64, 64, 1), classes=3, pyramid_channels=16, level_dim=8)
-    path = save_model(model, tmp_path / "fpn.keras", {"input_size": 64, "levels": ["P2", "P3", "P4", "P5"]})
+    model = ResNet50V2FPN(input_shape=(32, 32, 1), classes=3, pyramid_channels=16, level_dim=8)
+    path = save_model(model, tmp_path / "fpn.keras", {"input_size": 32, "levels": ["P2", "P3", "P4", "P5"]})
     again, params = load_model(path)
-    assert params["input_size"] == 64
+    assert params["input_size"] == 32
     x = kidney_images[:4]
     np.testing.assert_array_equal(extract_features(feature_extractor(again), x),
                                   extract_features(feature_extractor(model), x))
