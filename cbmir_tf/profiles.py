@@ -45,7 +45,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                 "val_fraction": 0.2, "n_example_queries": 6},
         "resnet50v2_fpn": {"max_per_class": 40, "input_size": 64, "balance_per_class": 20, "epochs": 3,
                            "batch_size": 16, "learning_rate": 1e-3, "patience": 2, "val_fraction": 0.2,
-                           "feature_dim": 256, "pyramid_channels": 128, "ablation_levels": (("P5",),),
+                           "feature_dim": 256, "pyramid_channels": 128, "ablation_levels": (),
                            "run_eagerly": False, "n_timing_queries": 20},
         "vgg_configs": {"max_per_class": 50, "image_size": 64, "epochs": 4, "batch_size": 32,
                         "learning_rate": 0.01, "patience": 3, "val_fraction": 0.1,

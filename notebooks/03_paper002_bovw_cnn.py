@@ -83,10 +83,11 @@ from cbmir_tf.features.hog import HOGDescriptor
 from cbmir_tf.index import Index
 from cbmir_tf.profiles import get_profile
 from cbmir_tf.report import environment_summary, glue_value, show_figure, show_table, write_provenance
+from cbmir_tf.seeding import seed_everything
 from cbmir_tf.rerank import rerank_hits, rerank_sweep
 
 settings = get_profile(profile, "bovw_cnn")
-keras.utils.set_random_seed(seed)
+seed_everything(seed)  # seeds and deterministic TF ops
 warnings.simplefilter("ignore", UserWarning)  # patient-leakage warning: see the benchmark chapter
 P_COLS = [f"P@{k}" for k in range(1, 11)]
 AXES = ["region", "modality", "both"]

@@ -73,6 +73,7 @@ from cbmir_tf.index import Index
 from cbmir_tf.models.shallow_cnn import ShallowCNN, preprocess_input, train_classifier
 from cbmir_tf.profiles import get_profile
 from cbmir_tf.report import environment_summary, glue_value, show_figure, show_table, write_provenance
+from cbmir_tf.seeding import seed_everything
 from cbmir_tf.roi import draw_roi_matches, match_roi
 
 settings = get_profile(profile, "cnnc_rbc")
@@ -139,6 +140,7 @@ show_table(summary, "table1_architecture", out_dir)
 # %%
 models, histories, train_seconds = {}, {}, {}
 for size in settings["input_sizes"]:
+    seed_everything(seed)  # same initial weights on every run
     models[size] = build(size)
     start = time.perf_counter()
     histories[size] = train_classifier(

@@ -80,6 +80,7 @@ from cbmir_tf.models.resnet50v2_fpn import LEVELS, TAPS, extract_layers, feature
 from cbmir_tf.models.training import fit_classifier, save_model
 from cbmir_tf.profiles import get_profile
 from cbmir_tf.report import environment_summary, glue_value, show_figure, show_table, write_provenance
+from cbmir_tf.seeding import seed_everything
 
 settings = get_profile(profile, "resnet50v2_fpn")
 warnings.simplefilter("ignore", UserWarning)  # patient-leakage warning: see the benchmark chapter
@@ -134,7 +135,7 @@ show_figure(plots.image_grid(x_bal[pick], [data.class_names[y] for y in y_bal[pi
 # ImageNet weights usable; offline, as here, all networks start from random weights.
 
 # %%
-keras.utils.set_random_seed(seed)
+seed_everything(seed)  # seeds and deterministic TF ops
 size = settings["input_size"]
 fpn = build_network("resnet50v2_fpn", input_shape=(size, size, 1), classes=len(data.class_names),
                     feature_dim=settings["feature_dim"], pyramid_channels=settings["pyramid_channels"])
@@ -163,7 +164,7 @@ del fpn
 # %%
 def train_and_describe(key, network, levels=LEVELS):
     """Train one network on the balanced set, save it, and describe archive and queries."""
-    keras.utils.set_random_seed(seed)
+    seed_everything(seed)
     model = build_network(network, input_shape=(size, size, 1), classes=len(data.class_names), levels=levels,
                           feature_dim=settings["feature_dim"], pyramid_channels=settings["pyramid_channels"])
     run = fit_classifier(model, preprocess_input(x_bal, size), y_bal,

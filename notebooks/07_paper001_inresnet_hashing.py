@@ -88,9 +88,10 @@ from cbmir_tf.metrics import average_precision, mean_precision_at_k, precision_r
 from cbmir_tf.models import inres_net, unet
 from cbmir_tf.profiles import get_profile
 from cbmir_tf.report import environment_summary, glue_value, show_figure, show_table, write_provenance
+from cbmir_tf.seeding import seed_everything
 
 settings = get_profile(profile, "inres_hashing")
-keras.utils.set_random_seed(seed)
+seed_everything(seed)  # seeds and deterministic TF ops
 machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores"
 settings
 

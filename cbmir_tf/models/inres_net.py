@@ -31,6 +31,7 @@ import keras
 import numpy as np
 
 from cbmir_tf.data.preprocess import resize_batch
+from cbmir_tf.seeding import seed_everything
 
 FEATURE_LAYERS = ("fc1", "hash", "fc3")
 
@@ -222,7 +223,7 @@ def train_inres_net(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray
     if len(x_train) != len(y_train) or len(x_train) == 0:
         raise ValueError(f"x_train and y_train must be non-empty and of equal length. "
                          f"Got {len(x_train)} and {len(y_train)} instead.")
-    keras.utils.set_random_seed(seed)
+    seed_everything(seed)
     model.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=momentum),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     if verbose == "auto" and "ipykernel" in sys.modules:

@@ -251,5 +251,6 @@ def extract_layers(model: keras.Model, images: np.ndarray, layers=(FEATURE_LAYER
     tap = keras.Model(model.inputs, [model.get_layer(name).output for name in layers], name=f"{model.name}_taps")
     parts = [tap.predict_on_batch(preprocess_input(images[s:s + batch_size], int(model.input_shape[1])))
              for s in range(0, len(images), int(batch_size))]
+    parts = [p if isinstance(p, (list, tuple)) else [p] for p in parts]  # one layer: Keras returns one array
     return {name: np.concatenate([np.asarray(p[i]) for p in parts]).astype(np.float32)
             for i, name in enumerate(layers)}

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from cbmir_tf.data.preprocess import resize_batch
+from cbmir_tf.seeding import seed_everything
 
 CODE_LAYER = "fc2"
 
@@ -150,7 +151,7 @@ def train_classifier(model: keras.Model, x_train: np.ndarray, y_train: np.ndarra
         batch_size: Defaults to 64.
         learning_rate: Adam step size. Defaults to 1e-3.
         patience: Epochs without improvement before stopping; `None` disables early stopping.
-        seed: Seeds Keras, NumPy and Python (``keras.utils.set_random_seed``). Defaults to 0.
+        seed: Seeds Keras, NumPy and Python and makes TF ops deterministic (``cbmir_tf.seeding.seed_everything``). Defaults to 0.
         verbose: Keras progress: ``"auto"``, 0, 1 or 2 (one line per epoch). Defaults to ``"auto"``.
         steps_per_epoch: Cap on batches per epoch (for quick runs); `None` = the whole set.
     """
@@ -158,7 +159,7 @@ def train_classifier(model: keras.Model, x_train: np.ndarray, y_train: np.ndarra
     if len(x_train) != len(y_train) or len(x_train) == 0:
         raise ValueError(f"x_train and y_train must be non-empty and of equal length. "
                          f"Got {len(x_train)} and {len(y_train)} instead.")
-    keras.utils.set_random_seed(seed)
+    seed_everything(seed)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     callbacks = []

@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from cbmir_tf.data.io import atomic_write
+from cbmir_tf.seeding import seed_everything
 
 
 @dataclasses.dataclass
@@ -86,7 +87,7 @@ def fit_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray,
     if y.min() < 0 or y.max() >= n_out:
         raise ValueError(f"labels must lie in [0, {n_out}) for {model.name}'s {n_out} outputs. "
                          f"Got labels in [{y.min()}, {y.max()}] instead.")
-    keras.utils.set_random_seed(int(seed))
+    seed_everything(int(seed))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"], run_eagerly=bool(run_eagerly))
     callbacks = []

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from cbmir_tf.data.preprocess import resize_batch
+from cbmir_tf.seeding import seed_everything
 
 
 def conv_block(x, filters: int, name: str):
@@ -127,7 +128,7 @@ def train_unet(model: keras.Model, images: np.ndarray, masks: np.ndarray, *, epo
     if len(images) != len(masks) or len(images) == 0 or np.shape(images)[1:3] != masks.shape[1:3]:
         raise ValueError(f"images and masks must be non-empty with equal count and size. "
                          f"Got {np.shape(images)} and {masks.shape} instead.")
-    keras.utils.set_random_seed(seed)
+    seed_everything(seed)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=dice_bce_loss)
     if verbose == "auto" and "ipykernel" in sys.modules:
         verbose = 2

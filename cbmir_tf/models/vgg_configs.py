@@ -39,6 +39,7 @@ from keras import layers
 
 from cbmir_tf.data.preprocess import clahe, resize_batch
 from cbmir_tf.irma import code_region
+from cbmir_tf.seeding import seed_everything
 
 #: Configurations A-G: kernel size, conv/pool stack in input order, hidden FC widths.
 CONFIGS: dict[str, dict] = {
@@ -262,7 +263,7 @@ def train_config(config, train, val, *, classes, epochs=30, batch_size=256, lear
     Returns:
         ``(model, history)``: the trained `keras.Model` and its ``History.history`` dict.
     """
-    keras.utils.set_random_seed(seed)
+    seed_everything(seed)
     (x, y), (x_val, y_val) = train, val
     model = VGGConfig(input_shape=x.shape[1:], classes=classes, config=config, dropout=dropout,
                       weight_decay=weight_decay)

@@ -10,6 +10,7 @@ from cbmir_tf.models.baselines import BackboneClassifier, build_network
 from cbmir_tf.models.resnet50v2_fpn import (
     ResNet50V2FPN,
     extract_features,
+    extract_layers,
     feature_extractor,
     preprocess_input,
 )
@@ -43,6 +44,8 @@ def test_features_have_levels_times_level_dim_and_are_deterministic(kidney_image
     assert a.shape == (6, 2 * 16) and a.dtype == np.float32
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # dropout is off at inference
     assert np.ptp(a, axis=0).max() > 0  # different images give different vectors
+    parts = extract_layers(model, kidney_images[:6], ["P3_vector"])
+    np.testing.assert_allclose(parts["P3_vector"], a[:, :16], rtol=1e-5, atol=1e-6)  # P3 comes first in "features"
     probs = extract_features(feature_extractor(model, "softmax"), kidney_images[:6])
     assert probs.shape == (6, 4)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
