@@ -11,7 +11,8 @@ BIN := $(VENV)/bin
 SHARED_DATA := $(abspath ../shared/data)
 CBMIR_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(HOME)/.cache/cbmir_tf/data)
 export CBMIR_DATA_DIR
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+# TF_CPP_MIN_LOG_LEVEL=3 hides TensorFlow C++ log noise in the executed notebooks
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 export MPLBACKEND ?= Agg
 NOTEBOOKS ?= $(sort $(wildcard notebooks/[0-9]*.py))
 

@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("CBMIR_DATA_DIR", str(REPO.parent / "shared" / "data"))
 os.environ.setdefault("CBMIR_ALLOW_DOWNLOAD", "0")  # tests never reach the network
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
