@@ -8,6 +8,12 @@ output folder as parameters, and writes the executed notebook to
 renamed only when it ran to the end, so a failure never leaves a half-executed
 chapter behind.
 
+A notebook may list, in its header metadata (``cbmir: requires: [...]``), data
+paths under ``CBMIR_DATA_DIR`` that cannot be downloaded automatically (the
+Lung-PET-CT-Dx series, LIDC XML). When one is missing, the chapter is not
+executed: a short stand-in page says which data it needs and where to put them,
+so the rest of the book still builds on a fresh machine.
+
     python book/run_notebooks.py --profile smoke notebooks/02_hog_retrieval.py
 """
 
@@ -24,9 +30,30 @@ import jupytext
 import nbformat
 import papermill
 
+from cbmir_tf.config import DATA_DIR_ENV, data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "book" / "chapters"
 GENERATED = ROOT / "book" / "generated"
+
+
+def missing_data(notebook: nbformat.NotebookNode) -> list[Path]:
+    """The paths the notebook's ``cbmir.requires`` metadata names that are absent from the data dir."""
+    required = notebook.metadata.get("cbmir", {}).get("requires", [])
+    return [data_dir() / path for path in required if not (data_dir() / path).exists()]
+
+
+def stand_in(notebook: nbformat.NotebookNode, missing: list[Path]) -> nbformat.NotebookNode:
+    """A page with the chapter's title and header that says which data it needs."""
+    lines = "\n".join(f"* `{path}`" for path in missing)
+    note = nbformat.v4.new_markdown_cell(
+        "```{warning}\nThis chapter was not executed in this build: the real data it needs are not in "
+        f"`{DATA_DIR_ENV}` and cannot be downloaded automatically.\n```\n\nMissing:\n\n{lines}\n\n"
+        f"Put them under `{DATA_DIR_ENV}` (see the data sets' READMEs and the project README, 'Data') and "
+        "rerun `make book`.")
+    page = nbformat.v4.new_notebook(metadata=notebook.metadata)
+    page.cells = [notebook.cells[0], note]
+    return page
 
 
 def run_notebook(script: Path, profile: str, seed: int = 0) -> Path:
@@ -37,6 +64,13 @@ def run_notebook(script: Path, profile: str, seed: int = 0) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     CHAPTERS.mkdir(parents=True, exist_ok=True)
     target = CHAPTERS / f"{script.stem}.ipynb"
+    missing = missing_data(notebook)
+    if missing:
+        print(f"  skipped: missing {', '.join(map(str, missing))}", flush=True)
+        with tempfile.NamedTemporaryFile("w", dir=CHAPTERS, suffix=".ipynb", delete=False) as handle:
+            nbformat.write(stand_in(notebook, missing), handle)
+        os.replace(handle.name, target)
+        return target
     parameters = {"profile": profile, "seed": seed, "out_dir": str(out_dir)}
     with tempfile.TemporaryDirectory(dir=CHAPTERS) as tmp:
         source, executed = Path(tmp) / "input.ipynb", Path(tmp) / "output.ipynb"

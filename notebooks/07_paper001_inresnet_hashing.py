@@ -1,5 +1,10 @@
 # ---
 # jupyter:
+#   cbmir:
+#     requires:
+#     - lung-pet-ct-dx-sample/annotations_index.csv
+#     - lidc-xml-sample
+#     - lung-ct-iq-oth-nccd/iq_oth_nccd_lung_ct_128.npz
 #   jupytext:
 #     text_representation:
 #       extension: .py

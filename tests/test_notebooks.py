@@ -39,3 +39,19 @@ def test_every_notebook_has_a_parameters_cell_with_the_profile():
         assert len(tagged) == 1, script
         for name in ("profile", "data_dir", "seed", "out_dir"):
             assert f"{name} =" in tagged[0].source, (script, name)
+
+
+def test_a_chapter_whose_data_is_missing_becomes_a_stand_in_page(tmp_path, monkeypatch, data_dir):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_notebooks", REPO / "book" / "run_notebooks.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    monkeypatch.setenv("CBMIR_DATA_DIR", str(tmp_path))
+    notebook = jupytext.read(REPO / "notebooks" / "07_paper001_inresnet_hashing.py")
+    missing = runner.missing_data(notebook)
+    assert tmp_path / "lidc-xml-sample" in missing and len(missing) == 3
+    page = runner.stand_in(notebook, missing)
+    assert page.cells[0].source.startswith("# Lung masks") and "lidc-xml-sample" in page.cells[1].source
+    monkeypatch.setenv("CBMIR_DATA_DIR", str(data_dir))
+    assert runner.missing_data(notebook) == []
