@@ -75,6 +75,18 @@ def resize_batch(images: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     return out
 
 
+def to_model_input(images: np.ndarray, size: int | None = None) -> np.ndarray:
+    """Grey uint8 images ``(n, h, w)`` to a Keras input ``(n, size, size, 1)``, values kept 0..255.
+
+    Images are area-resized to ``size`` when it is given; the networks cast and rescale
+    themselves, so the dtype stays as it is.
+    """
+    images = np.asarray(images)
+    if images.ndim != 3:
+        raise ValueError(f"images must have shape (n, height, width). Got shape {images.shape} instead.")
+    return (resize_batch(images, int(size)) if size is not None else images)[..., None]
+
+
 def standardize_image(image: np.ndarray, size: int) -> np.ndarray:
     """Grey ``uint8``, centre-padded to a square and area-resized to ``size`` x ``size``.
 

@@ -30,7 +30,7 @@ import sys
 import keras
 import numpy as np
 
-from cbmir_tf.data.preprocess import resize_batch
+from cbmir_tf.data.preprocess import to_model_input
 from cbmir_tf.seeding import seed_everything
 
 FEATURE_LAYERS = ("fc1", "hash", "fc3")
@@ -164,14 +164,8 @@ def InResNet(include_top: bool = True, weights: str | None = None, input_tensor=
     return model
 
 
-def preprocess_input(images: np.ndarray, size: int | None = None) -> np.ndarray:
-    """Grey uint8 images ``(n, h, w)`` to the model input ``(n, size, size, 1)``, values kept 0..255."""
-    images = np.asarray(images)
-    if images.ndim != 3:
-        raise ValueError(f"images must have shape (n, height, width). Got shape {images.shape} instead.")
-    if size is not None:
-        images = resize_batch(images, int(size))
-    return images[..., None]
+# keras.applications keeps a preprocess_input beside each model; ours is the shared one.
+preprocess_input = to_model_input
 
 
 def feature_model(model: keras.Model, layers=FEATURE_LAYERS) -> keras.Model:

@@ -37,7 +37,7 @@ import warnings
 import keras
 import numpy as np
 
-from cbmir_tf.data.preprocess import resize_batch
+from cbmir_tf.data.preprocess import to_model_input
 
 FEATURE_LAYER = "features"
 PREDICTION_LAYER = "predictions"
@@ -199,15 +199,8 @@ def ResNet50V2FPN(include_top: bool = True, weights: str | None = None, input_te
     return model
 
 
-def preprocess_input(images: np.ndarray, size: int | None = None) -> np.ndarray:
-    """Grey uint8 images ``(n, h, w)`` to the models' input ``(n, size, size, 1)``, values kept 0..255.
-
-    Images are area-resized to ``size`` when it is given; the models cast and rescale themselves.
-    """
-    images = np.asarray(images)
-    if images.ndim != 3:
-        raise ValueError(f"images must have shape (n, height, width). Got shape {images.shape} instead.")
-    return (resize_batch(images, int(size)) if size is not None else images)[..., None]
+# keras.applications keeps a preprocess_input beside each model; ours is the shared one.
+preprocess_input = to_model_input
 
 
 def feature_extractor(model: keras.Model, output: str = "features") -> keras.Model:

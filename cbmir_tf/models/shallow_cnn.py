@@ -21,7 +21,7 @@ import sys
 import keras
 import numpy as np
 
-from cbmir_tf.data.preprocess import resize_batch
+from cbmir_tf.data.preprocess import to_model_input
 from cbmir_tf.seeding import seed_everything
 
 CODE_LAYER = "fc2"
@@ -107,18 +107,8 @@ def ShallowCNN(include_top: bool = True, weights: str | None = None, input_tenso
     return model
 
 
-def preprocess_input(images: np.ndarray, size: int | None = None) -> np.ndarray:
-    """Grey uint8 images ``(n, h, w)`` to the model's input ``(n, size, size, 1)``, values kept 0..255.
-
-    Images are area-resized to ``size`` when it is given (e.g. 96 for the paper's smaller
-    network). The dtype stays uint8; the model casts and rescales.
-    """
-    images = np.asarray(images)
-    if images.ndim != 3:
-        raise ValueError(f"images must have shape (n, height, width). Got shape {images.shape} instead.")
-    if size is not None:
-        images = resize_batch(images, int(size))
-    return images[..., None]
+# keras.applications keeps a preprocess_input beside each model; ours is the shared one.
+preprocess_input = to_model_input
 
 
 def cnn_code_model(model: keras.Model, layer: str = CODE_LAYER) -> keras.Model:
