@@ -31,6 +31,7 @@ import nbformat
 import papermill
 
 from cbmir_tf.config import DATA_DIR_ENV, data_dir
+from cbmir_tf.data.io import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "book" / "chapters"
@@ -67,9 +68,8 @@ def run_notebook(script: Path, profile: str, seed: int = 0) -> Path:
     missing = missing_data(notebook)
     if missing:
         print(f"  skipped: missing {', '.join(map(str, missing))}", flush=True)
-        with tempfile.NamedTemporaryFile("w", dir=CHAPTERS, suffix=".ipynb", delete=False) as handle:
+        with atomic_write(target, "w", encoding="utf-8") as handle:
             nbformat.write(stand_in(notebook, missing), handle)
-        os.replace(handle.name, target)
         return target
     parameters = {"profile": profile, "seed": seed, "out_dir": str(out_dir)}
     with tempfile.TemporaryDirectory(dir=CHAPTERS) as tmp:

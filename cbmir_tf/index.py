@@ -10,7 +10,6 @@ records the descriptor, its parameters and sha256 checksums, and refuse a mismat
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,6 +20,7 @@ import faiss
 import numpy as np
 
 import cbmir_tf
+from cbmir_tf.data.io import sha256sum
 
 METRICS = ("l2", "l1", "cosine", "hamming")
 KINDS = ("flat", "hnsw", "ivf")
@@ -73,10 +73,6 @@ def _to_distances(D: np.ndarray, I: np.ndarray, metric: str) -> np.ndarray:
     elif metric == "cosine":
         D = 1.0 - D
     return np.where(I < 0, np.inf, D).astype(np.float32)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _jsonable(params) -> dict:
@@ -281,7 +277,7 @@ class Index:
                 "format_version": FORMAT_VERSION, "cbmir_tf_version": cbmir_tf.__version__,
                 "descriptor": self.descriptor, "params": params, "metric": self.metric, "kind": self.kind,
                 "dim": self.d, "count": self.ntotal, "nlist": self.nlist, "hnsw_m": self.hnsw_m,
-                "sha256": {f: _sha256(tmp / f) for f in (_INDEX_FILE, _IDS_FILE)},
+                "sha256": {f: sha256sum(tmp / f) for f in (_INDEX_FILE, _IDS_FILE)},
             }
             (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2))
             if path.exists():  # move the old index aside; it is removed only after the swap
@@ -311,7 +307,7 @@ class Index:
             if m["format_version"] != FORMAT_VERSION:
                 raise ValueError(f"format_version {m['format_version']} instead of {FORMAT_VERSION}")
             for name in (_INDEX_FILE, _IDS_FILE):  # checksums first: a truncated file fails here
-                if _sha256(path / name) != m["sha256"][name]:
+                if sha256sum(path / name) != m["sha256"][name]:
                     raise ValueError(f"{path / name}: sha256 checksum does not match {mf}; "
                                      "the file is corrupt or was modified.")
         except (json.JSONDecodeError, KeyError, TypeError) as e:

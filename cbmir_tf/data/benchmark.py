@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 from cbmir_tf.config import DATA_DIR_ENV, data_dir
 from cbmir_tf.data.dataset import ImageDataset, concatenate, stratified_split
 from cbmir_tf.data.download import verify_checksum
+from cbmir_tf.data.io import atomic_write, sha256sum
 
 BENCHMARK_SPLIT_SEED = 0
 TEST_FRACTION = 0.2
@@ -252,7 +252,7 @@ def prepare(member: str, source_folder: str | os.PathLike, root=None, size: int 
         label = next((classes[p] for p in parents if p in classes), None)
         if label is None:
             continue
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = sha256sum(path)
         split = next((SPLIT_FOLDERS[p] for p in parents if p in SPLIT_FOLDERS), "")
         records.setdefault(digest, []).append((path, label, split))
     keep = [group[0] for group in records.values() if len({label for _, label, _ in group}) == 1]
@@ -274,14 +274,11 @@ def prepare(member: str, source_folder: str | os.PathLike, root=None, size: int 
         arrays["split"] = np.array([s for _, _, s in keep])
     out = data_dir(root) / entry.folder / entry.filename
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.npz")
-    try:
+    with atomic_write(out) as tmp:
         np.savez_compressed(tmp, **arrays)
-        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    out.with_name(out.name + ".sha256").write_text(f"{digest}  {out.name}\n")
+        digest = sha256sum(tmp)
+    with atomic_write(out.with_name(out.name + ".sha256"), "w") as sidecar:
+        sidecar.write(f"{digest}  {out.name}\n")
     return out
 
 

@@ -9,27 +9,18 @@ file was expected and how to get it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 from cbmir_tf.config import DATA_DIR_ENV, data_dir
+from cbmir_tf.data.io import file_digest
 
 ALLOW_DOWNLOAD_ENV = "CBMIR_ALLOW_DOWNLOAD"
 
 
-def file_hash(path: str | os.PathLike, algorithm: str = "md5", chunk_size: int = 1 << 20) -> str:
-    """Hex digest of a file, read in chunks (``algorithm`` is ``"md5"`` or ``"sha256"``)."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify_checksum(path: str | os.PathLike, expected: str, algorithm: str = "md5") -> None:
     """Raise `ValueError` naming ``path`` if its checksum is not ``expected``."""
-    actual = file_hash(path, algorithm)
+    actual = file_digest(path, algorithm)
     if actual != expected.lower():
         raise ValueError(
             f"{path}: checksum mismatch ({algorithm} {actual}, expected {expected}). "

@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from cbmir_tf.data.dicom import is_dicom, read_dicom
 from cbmir_tf.data.preprocess import to_gray_uint8
 
-__all__ = ["IMAGE_EXTENSIONS", "atomic_write", "md5sum", "read_image", "sha256sum"]
+__all__ = ["IMAGE_EXTENSIONS", "atomic_write", "file_digest", "md5sum", "read_image", "sha256sum"]
 
 #: Suffixes :func:`read_image` knows (lower case). Other files are still tried by content.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom")
@@ -132,7 +132,8 @@ def atomic_write(path: str | os.PathLike, mode: str | None = None, **open_kwargs
         raise
 
 
-def _file_digest(path: str | os.PathLike, algorithm: str, chunk_size: int) -> str:
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:
+    """Hex digest of a file (``algorithm`` as :func:`hashlib.new` names it), read in chunks."""
     digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(chunk_size), b""):
@@ -142,9 +143,9 @@ def _file_digest(path: str | os.PathLike, algorithm: str, chunk_size: int) -> st
 
 def sha256sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     """Hex SHA-256 of a file, read in chunks of `chunk_size` bytes."""
-    return _file_digest(path, "sha256", chunk_size)
+    return file_digest(path, "sha256", chunk_size)
 
 
 def md5sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     """Hex MD5 of a file (for sources that publish MD5 only), read in chunks."""
-    return _file_digest(path, "md5", chunk_size)
+    return file_digest(path, "md5", chunk_size)
