@@ -22,7 +22,6 @@ with ``standardize_image(image, size)``.
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from cbmir_tf.config import DATA_DIR_ENV, data_dir
 from cbmir_tf.data.dataset import ImageDataset
 from cbmir_tf.data.io import read_image
 from cbmir_tf.data.preprocess import standardize_image
-from cbmir_tf.irma import parse_irma_code
+from cbmir_tf.irma import parse_irma_code, read_irma_codes
 
 __all__ = ["CODE_FILES_2009", "load_irma_2007", "load_irma_2009", "read_codes_2007", "read_codes_2009"]
 
@@ -57,30 +56,16 @@ def _valid(code: str, where: str) -> str:
 def read_codes_2009(path: str | os.PathLike) -> Rows:
     """Read an ImageCLEFmed 2009 code list (``image_id;irma_code;...``, LF or CRLF).
 
+    A thin view of :func:`cbmir_tf.irma.read_irma_codes`, which parses and validates it.
+
     Returns:
         ``(image_id, irma_code)`` pairs in file order.
 
     Raises:
         ValueError: If the header lacks a column or a row has a bad code (names file and line).
     """
-    path = Path(path)
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle, delimiter=";")
-        header = [h.strip() for h in next(reader, [])]
-        if "image_id" not in header or "irma_code" not in header:
-            raise ValueError(f"{path}:1: expected columns 'image_id' and 'irma_code'. Got {header} instead.")
-        i_id, i_code = header.index("image_id"), header.index("irma_code")
-        rows = []
-        for row in reader:
-            if not row or not "".join(row).strip():
-                continue
-            where = f"{path}:{reader.line_num}"
-            if len(row) <= max(i_id, i_code):
-                raise ValueError(
-                    f"{where}: expected {len(header)} ';'-separated fields. Got {len(row)} instead."
-                )
-            rows.append((row[i_id].strip(), _valid(row[i_code].strip(), where)))
-    return rows
+    table = read_irma_codes(path)
+    return list(zip(table["image_id"], table["irma_code"]))
 
 
 def read_codes_2007(path: str | os.PathLike) -> Rows:
