@@ -15,8 +15,8 @@ import copy
 PROFILES: dict[str, dict[str, dict]] = {
     "smoke": {
         "data": {"max_per_class": 40, "examples_per_class": 4},
-        "hog": {"max_per_class": 20, "sweep_bins": (9, 15), "grid": "paper", "val_fraction": 0.2,
-                "n_example_queries": 4},
+        "hog": {"max_per_class": 20, "test_max_per_class": 20, "sweep_bins": (9, 15),
+                "val_fraction": 0.2, "n_example_queries": 4},
         "resnet50v2_fpn": {"max_per_class": 6, "input_size": 64, "balance_per_class": 2, "epochs": 1,
                            "batch_size": 16, "learning_rate": 1e-3, "patience": 3, "val_fraction": 0.2,
                            "feature_dim": 256, "pyramid_channels": 128, "ablation_levels": (),
@@ -41,7 +41,7 @@ PROFILES: dict[str, dict[str, dict]] = {
     },
     "cpu": {
         "data": {"max_per_class": None, "examples_per_class": 6},
-        "hog": {"max_per_class": 150, "sweep_bins": (6, 9, 12, 15, 18), "grid": "paper",
+        "hog": {"max_per_class": 150, "test_max_per_class": None, "sweep_bins": (6, 9, 12, 15, 18),
                 "val_fraction": 0.2, "n_example_queries": 6},
         "resnet50v2_fpn": {"max_per_class": 40, "input_size": 64, "balance_per_class": 20, "epochs": 3,
                            "batch_size": 16, "learning_rate": 1e-3, "patience": 2, "val_fraction": 0.2,
@@ -67,7 +67,7 @@ PROFILES: dict[str, dict[str, dict]] = {
     },
     "paper": {
         "data": {"max_per_class": None, "examples_per_class": 8},
-        "hog": {"max_per_class": None, "sweep_bins": (6, 9, 12, 15, 18), "grid": "paper",
+        "hog": {"max_per_class": None, "test_max_per_class": None, "sweep_bins": (6, 9, 12, 15, 18),
                 "val_fraction": 0.2, "n_example_queries": 8},
         "resnet50v2_fpn": {"max_per_class": None, "input_size": 128, "balance_per_class": 200, "epochs": 500,
                            "batch_size": 16, "learning_rate": 1e-3, "patience": 10, "val_fraction": 0.2,

@@ -84,7 +84,8 @@ benchmark = load_benchmark(data_dir)
 sweep_set = validation_split(
     benchmark.stratified_sample(settings["max_per_class"], seed) if settings["max_per_class"] else benchmark,
     settings["val_fraction"], seed)
-test_set = benchmark.stratified_sample(settings["max_per_class"], seed) if profile == "smoke" else benchmark
+test_set = (benchmark.stratified_sample(settings["test_max_per_class"], seed) if settings["test_max_per_class"]
+            else benchmark)
 archive, queries = sweep_set.take_split("train"), sweep_set.take_split("val")
 write_provenance(out_dir, {"profile": profile, "seed": seed, **settings}, benchmark)
 print(f"sweep: {len(archive)} archive images, {len(queries)} validation queries")
