@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import faiss
 import numpy as np
 
 import cbmir_tf
-from cbmir_tf.data.io import sha256sum
+from cbmir_tf.data.io import atomic_directory, sha256sum
 
 METRICS = ("l2", "l1", "cosine", "hamming")
 KINDS = ("flat", "hnsw", "ivf")
@@ -263,13 +261,7 @@ class Index:
             raise ValueError("nothing to save: call add(X) first.")
         path = Path(path)
         params = _jsonable(self.params)
-        if path.exists() and not (path / _MANIFEST).is_file():
-            raise ValueError(f"{path} exists and is not a saved index; refusing to overwrite it. "
-                             "Choose another path.")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-        old = None
-        try:
+        with atomic_directory(path, marker=_MANIFEST) as tmp:
             write = faiss.write_index_binary if self.metric == "hamming" else faiss.write_index
             write(self.index_, str(tmp / _INDEX_FILE))
             np.save(tmp / _IDS_FILE, self.ids_)
@@ -280,18 +272,6 @@ class Index:
                 "sha256": {f: sha256sum(tmp / f) for f in (_INDEX_FILE, _IDS_FILE)},
             }
             (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2))
-            if path.exists():  # move the old index aside; it is removed only after the swap
-                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-                os.replace(path, old / "index")
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if old is not None and not path.exists():
-                os.replace(old / "index", path)  # put the previous index back
-            raise
-        finally:
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
         return path
 
     @classmethod

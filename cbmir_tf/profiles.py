@@ -14,6 +14,13 @@ import copy
 
 PROFILES: dict[str, dict[str, dict]] = {
     "smoke": {
+        "side_by_side": {"max_per_class": 10, "k": 10, "k_prep": 30, "n_timing_queries": 5, "bovw_words": 100,
+                         "fpn": {"input_size": 64, "balance_per_class": 2, "epochs": 1, "batch_size": 16,
+                                 "pyramid_channels": 64, "patience": None, "run_eagerly": True},
+                         "vgg": {"config": "C", "image_size": 64, "epochs": 2, "batch_size": 16, "patience": 2},
+                         "cnnc": {"input_size": 128, "epochs": 2, "steps_per_epoch": 6, "patience": None},
+                         "inres": {"input_size": 64, "stem_filters": 16, "stages": 2, "fc1_units": 128, "epochs": 4,
+                                   "batch_size": 16}},
         "data": {"max_per_class": 40, "examples_per_class": 4},
         "hog": {"max_per_class": 20, "test_max_per_class": 20, "sweep_bins": (9, 15),
                 "val_fraction": 0.2, "n_example_queries": 4},
@@ -40,6 +47,13 @@ PROFILES: dict[str, dict[str, dict]] = {
                      "n_example_queries": 4},
     },
     "cpu": {
+        "side_by_side": {"max_per_class": None, "k": 10, "k_prep": 30, "n_timing_queries": 50, "bovw_words": 1000,
+                         "fpn": {"input_size": 64, "balance_per_class": 40, "epochs": 4, "batch_size": 16,
+                                 "pyramid_channels": 128, "patience": 2, "run_eagerly": False},
+                         "vgg": {"config": "C", "image_size": 64, "epochs": 6, "batch_size": 32, "patience": 3},
+                         "cnnc": {"input_size": 128, "epochs": 6, "steps_per_epoch": None, "patience": 3},
+                         "inres": {"input_size": 64, "stem_filters": 16, "stages": 2, "fc1_units": 256, "epochs": 10,
+                                   "batch_size": 32}},
         "data": {"max_per_class": None, "examples_per_class": 6},
         "hog": {"max_per_class": 150, "test_max_per_class": None, "sweep_bins": (6, 9, 12, 15, 18),
                 "val_fraction": 0.2, "n_example_queries": 6},
@@ -66,6 +80,14 @@ PROFILES: dict[str, dict[str, dict]] = {
                      "k_preps": (10, 20, 30, 50, 100), "n_example_queries": 6},
     },
     "paper": {
+        "side_by_side": {"max_per_class": None, "k": 10, "k_prep": 30, "n_timing_queries": 200, "bovw_words": 4000,
+                         "fpn": {"input_size": 128, "balance_per_class": 200, "epochs": 500, "batch_size": 16,
+                                 "pyramid_channels": 256, "patience": 10, "run_eagerly": False},
+                         "vgg": {"config": "C", "image_size": 128, "epochs": 1000, "batch_size": 256, "patience": 20},
+                         "cnnc": {"input_size": 128, "epochs": 50, "steps_per_epoch": None, "patience": None,
+                                  "batch_size": 64},
+                         "inres": {"input_size": 256, "stem_filters": 32, "stages": 4, "fc1_units": 1024, "epochs": 30,
+                                   "batch_size": 32, "learning_rate": 1e-4, "momentum": 0.0, "init_stddev": 0.01}},
         "data": {"max_per_class": None, "examples_per_class": 8},
         "hog": {"max_per_class": None, "test_max_per_class": None, "sweep_bins": (6, 9, 12, 15, 18),
                 "val_fraction": 0.2, "n_example_queries": 8},

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from cbmir_tf.data.dicom import is_dicom, read_dicom
 from cbmir_tf.data.preprocess import to_gray_uint8
 
-__all__ = ["IMAGE_EXTENSIONS", "atomic_write", "file_digest", "md5sum", "read_image", "sha256sum"]
+__all__ = ["IMAGE_EXTENSIONS", "atomic_directory", "atomic_write", "file_digest", "md5sum", "read_image", "sha256sum"]
 
 #: Suffixes :func:`read_image` knows (lower case). Other files are still tried by content.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom")
@@ -130,6 +131,49 @@ def atomic_write(path: str | os.PathLike, mode: str | None = None, **open_kwargs
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike, marker: str | None = None) -> Iterator[Path]:
+    """Fill a folder through a temporary sibling that replaces `path` only once complete.
+
+    The caller writes into the yielded temporary folder. On success an existing `path` is
+    moved aside, the new folder renamed into place and the old one deleted; on any error
+    (an exception, Ctrl-C) the temporary folder is removed and `path` is left as it was.
+
+    Args:
+        path: The folder to create or replace.
+        marker: A file name that an existing `path` must contain to be replaced (e.g.
+            ``"manifest.json"``), so that an unrelated folder is never overwritten. `None`
+            replaces only empty folders. Defaults to `None`.
+
+    Yields:
+        The temporary folder, a :class:`~pathlib.Path` beside `path`.
+
+    Raises:
+        ValueError: If `path` exists and is not a folder this function may replace.
+    """
+    path = Path(path)
+    if path.exists() and not (path.is_dir() and ((marker and (path / marker).is_file()) or not any(path.iterdir()))):
+        what = f"holds no {marker}" if marker else "is not an empty folder"
+        raise ValueError(f"{path} exists and {what}; refusing to overwrite it. Choose another path.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    old = None
+    try:
+        yield tmp
+        if path.exists():  # move the old folder aside; it is deleted only after the swap
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.replace(path, old / "previous")
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not path.exists():
+            os.replace(old / "previous", path)  # put the previous folder back
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:

@@ -19,6 +19,8 @@ class Descriptor(TransformerMixin, BaseEstimator):
 
     name: str = "descriptor"
     metric: str = "l2"
+    #: ``fit`` learns arrays from the images (e.g. a vocabulary) that must be stored with an index.
+    learns_from_images: bool = False
 
     def manifest(self) -> dict:
         """Name, metric and parameters: what an index stores to refuse mismatched queries."""

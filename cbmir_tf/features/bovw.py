@@ -136,6 +136,7 @@ class BoVWDescriptor(Descriptor):
 
     name = "bovw"
     metric = "cosine"
+    learns_from_images = True
 
     def __init__(self, *, n_words: int = 1000, root: bool = True, max_iter: int = 50, n_init: int = 5,
                  algorithm: str = "faiss", max_descriptors_per_image: int = 100,

@@ -1,0 +1,252 @@
+"""A user's own image archive on disk: a folder of images or DICOM files, described and indexed.
+
+`build_archive` reads every image under a folder (PNG, JPEG, TIFF, BMP or DICOM, found by
+suffix or by the DICOM magic), skips and lists the unreadable ones, describes the rest with
+a label-free method of `cbmir_tf.methods` and returns an `Archive`. ``Archive.save`` writes
+one folder, atomically (`cbmir_tf.data.io.atomic_directory`)::
+
+    manifest.json        method, parameters, image size, package version, checksums, skipped files
+    images.csv           id, path relative to the indexed folder
+    index/               the FAISS index of the (first) descriptor (`cbmir_tf.index.Index.save`)
+    <part>_state.npz     learned state of a descriptor (the BoVW vocabulary and idf), if any
+    rerank_vectors.npy   the archive's vectors under the re-ranking descriptor, if any
+
+``Archive.load`` verifies the checksums and refuses an archive written by another package
+version or, when asked, by another method. This is what the ``cbmir`` command line runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+import cbmir_tf
+from cbmir_tf.data.dicom import is_dicom
+from cbmir_tf.data.io import IMAGE_EXTENSIONS, atomic_directory, read_image, sha256sum
+from cbmir_tf.data.preprocess import standardize_image
+from cbmir_tf.index import Index
+from cbmir_tf.methods import DescriptorMethod, RerankedMethod, RetrievalMethod, make_method
+from cbmir_tf.rerank import rerank_hits
+
+__all__ = ["Archive", "build_archive", "find_images", "read_images"]
+
+FORMAT = "cbmir-archive"
+FORMAT_VERSION = 1
+MANIFEST, IMAGES, RERANK_VECTORS = "manifest.json", "images.csv", "rerank_vectors.npy"
+
+
+def find_images(folder: str | os.PathLike) -> list[Path]:
+    """Image and DICOM files under ``folder`` (recursively, hidden ones left out), sorted.
+
+    Raises:
+        FileNotFoundError: ``folder`` does not exist. ValueError: it holds no image file.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    paths = sorted(p for p in folder.rglob("*") if p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+                   and (p.suffix.lower() in IMAGE_EXTENSIONS or is_dicom(p)))
+    if not paths:
+        raise ValueError(f"{folder}: no image files (suffixes {', '.join(IMAGE_EXTENSIONS)} or DICOM) found; "
+                         "nothing to index")
+    return paths
+
+
+def read_images(paths: Sequence[Path], size: int, progress: bool = False
+                ) -> tuple[np.ndarray, list[Path], list[tuple[str, str]]]:
+    """Read and standardise images (grey, padded square, ``size`` px); unreadable files are skipped.
+
+    Returns:
+        ``(images, kept, skipped)``: uint8 ``(n, size, size)``, the paths read, and
+        ``(path, reason)`` for each file that could not be read.
+    """
+    images, kept, skipped = [], [], []
+    for path in tqdm(paths, desc="reading", unit="img", disable=not progress):
+        try:
+            images.append(standardize_image(read_image(path), size))
+            kept.append(Path(path))
+        except (ValueError, OSError) as err:
+            skipped.append((str(path), str(err)))
+    return np.asarray(images, np.uint8).reshape(-1, size, size), kept, skipped
+
+
+def _parts(method: RetrievalMethod) -> dict[str, DescriptorMethod]:
+    """The descriptor methods inside a label-free method: ``primary`` and, if re-ranked, ``rerank``."""
+    if isinstance(method, RerankedMethod):
+        return {"primary": method.first, "rerank": method.second}
+    if isinstance(method, DescriptorMethod):
+        return {"primary": method}
+    raise TypeError(f"only DescriptorMethod and RerankedMethod can be stored. Got {type(method).__name__}.")
+
+
+def _learned_state(descriptor) -> dict[str, np.ndarray]:
+    """The fitted arrays (names ending in ``_``) of a descriptor whose ``fit`` learns from the images."""
+    if not descriptor.learns_from_images:
+        return {}
+    return {k: v for k, v in vars(descriptor).items() if k.endswith("_") and isinstance(v, np.ndarray)}
+
+
+class Archive:
+    """An indexed archive: a label-free `RetrievalMethod` fitted and filled with a folder's images.
+
+    Attributes:
+        method_name: Name in `cbmir_tf.methods.CLI_METHODS`.
+        method: The fitted `RetrievalMethod`.
+        root: The indexed folder; ``paths`` are relative to it.
+        image_size: Side the images were standardised to before description.
+        skipped: ``(path, reason)`` of the files that could not be read.
+    """
+
+    def __init__(self, method_name: str, method: RetrievalMethod, root: Path, paths: list[str],
+                 image_size: int, skipped: list[tuple[str, str]] | None = None):
+        self.method_name, self.method, self.root = method_name, method, Path(root)
+        self.paths, self.image_size, self.skipped = list(paths), int(image_size), list(skipped or [])
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def search(self, images: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Describe standardised query images ``(nq, s, s)`` and return ``(D, I)`` ``(nq, k)``."""
+        return self.method.search(images, min(int(k), len(self)))
+
+    def search_archive(self, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Leave-one-out: every archive image queries the others, from the stored vectors."""
+        parts = _parts(self.method)
+        index = parts["primary"].index_
+        vectors = index.index_.reconstruct_n(0, index.ntotal)
+        own = np.arange(len(self))
+        if "rerank" not in parts:
+            return index.search(vectors, k, exclude=own)
+        k_prep = min(self.method.k_prep, len(self) - 1)
+        _, candidates = index.search(vectors, k_prep, exclude=own)
+        second = parts["rerank"]
+        return rerank_hits(candidates, second.vectors_, second.vectors_, second.metric, k_prep, min(k, k_prep))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the archive folder atomically (see the module docstring). Returns ``path``."""
+        with atomic_directory(path, marker=MANIFEST) as tmp:
+            parts = {}
+            for part, method in _parts(self.method).items():
+                params = method.descriptor.get_params()
+                parts[part] = {"descriptor": method.descriptor.name, "params": params}
+                if part == "primary":
+                    method.index_.params = params
+                    method.index_.save(tmp / "index")
+                else:
+                    np.save(tmp / RERANK_VECTORS, method.vectors_)
+                state = _learned_state(method.descriptor)
+                if state:
+                    np.savez(tmp / f"{part}_state.npz", **state)
+            with open(tmp / IMAGES, "w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["id", "path"])
+                writer.writerows(enumerate(self.paths))
+            files = sorted(p.name for p in tmp.iterdir() if p.is_file())
+            manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
+                        "cbmir_tf_version": cbmir_tf.__version__, "method": self.method_name,
+                        "k_prep": getattr(self.method, "k_prep", None), "parts": parts,
+                        "image_size": self.image_size, "count": len(self), "root": str(self.root.resolve()),
+                        "skipped": self.skipped, "sha256": {f: sha256sum(tmp / f) for f in files}}
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, method: str | None = None) -> "Archive":
+        """Read an archive folder, verify it, and rebuild its method.
+
+        Args:
+            path: A folder written by `save` (``cbmir index``).
+            method: If given, the method the caller expects; another one is refused.
+
+        Raises:
+            FileNotFoundError: not an archive folder. ValueError: another format, package
+            version or method, or a file whose checksum does not match.
+        """
+        path = Path(path)
+        manifest = cls._read_manifest(path)
+        if method is not None and method != manifest["method"]:
+            raise ValueError(f"{path} was indexed with method {manifest['method']!r}, not {method!r}. "
+                             f"Query it with --method {manifest['method']}, or index the folder again "
+                             f"with --method {method}.")
+        rebuilt = make_method(manifest["method"], **({"k_prep": manifest["k_prep"]} if manifest["k_prep"] else {}))
+        size = int(manifest["image_size"])
+        for part, method_part in _parts(rebuilt).items():
+            spec = manifest["parts"][part]
+            descriptor = method_part.descriptor.set_params(**spec["params"])
+            if descriptor.learns_from_images:
+                with np.load(path / f"{part}_state.npz") as state:
+                    for name in state.files:
+                        setattr(descriptor, name, state[name])
+            else:
+                descriptor.fit(np.zeros((1, size, size), np.uint8))  # label-free descriptors learn nothing
+            if part == "primary":
+                method_part.index_ = Index.load(path / "index", descriptor=spec["descriptor"], params=spec["params"])
+                method_part.vectors_ = None
+            else:
+                method_part.vectors_ = np.load(path / RERANK_VECTORS, allow_pickle=False)
+        with open(path / IMAGES, newline="", encoding="utf-8") as handle:
+            paths = [row["path"] for row in csv.DictReader(handle)]
+        return cls(manifest["method"], rebuilt, Path(manifest["root"]), paths, size,
+                   [tuple(s) for s in manifest["skipped"]])
+
+    @staticmethod
+    def _read_manifest(path: Path) -> dict:
+        file = path / MANIFEST
+        if not file.is_file():
+            raise FileNotFoundError(f"{path}: not an archive index (no {MANIFEST}); build one with `cbmir index`.")
+        try:
+            manifest = json.loads(file.read_text())
+            found = (manifest["format"], manifest["format_version"], manifest["cbmir_tf_version"])
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValueError(f"{file}: not a valid archive manifest ({err}); index the folder again.") from None
+        if found != (FORMAT, FORMAT_VERSION, cbmir_tf.__version__):
+            raise ValueError(f"{path} was written by cbmir-tf {found[2]} (format {found[0]} v{found[1]}); this is "
+                             f"cbmir-tf {cbmir_tf.__version__} (format {FORMAT} v{FORMAT_VERSION}). "
+                             "Index the folder again with this version.")
+        for name, digest in manifest["sha256"].items():
+            if not (path / name).is_file() or sha256sum(path / name) != digest:
+                raise ValueError(f"{path / name}: missing or its sha256 does not match {file}; "
+                                 "the archive is corrupt or was modified. Index the folder again.")
+        return manifest
+
+    def absolute_path(self, i: int) -> Path:
+        """The file of archive image ``i``."""
+        return self.root / self.paths[i]
+
+
+def build_archive(folder: str | os.PathLike, method: str = "hog", *, image_size: int = 256,
+                  batch_size: int = 64, progress: bool = False) -> Archive:
+    """Read, describe and index every image under ``folder`` with a label-free ``method``.
+
+    Unreadable files are skipped and listed in ``Archive.skipped``; descriptors are computed in
+    batches of ``batch_size`` (with a progress bar when ``progress``).
+
+    Raises:
+        FileNotFoundError: ``folder`` is missing. ValueError: no file in it could be read.
+    """
+    folder = Path(folder)
+    paths = find_images(folder)
+    images, kept, skipped = read_images(paths, image_size, progress)
+    if not kept:
+        raise ValueError(f"{folder}: none of its {len(paths)} image files could be read; first error: "
+                         f"{skipped[0][0]}: {skipped[0][1]}")
+    retrieval = make_method(method)
+    retrieval.fit(images)
+    parts = _parts(retrieval)
+    for name, part in parts.items():
+        vectors = [part.describe(images[s:s + batch_size])
+                   for s in tqdm(range(0, len(images), batch_size), desc=f"describing ({part.name})",
+                                 unit="batch", disable=not progress)]
+        if name == "primary":
+            part.add_vectors(np.concatenate(vectors))
+        else:
+            part.vectors_ = np.concatenate(vectors)
+    relative = [p.relative_to(folder).as_posix() for p in kept]
+    return Archive(method, retrieval, folder, relative, image_size, skipped)
