@@ -222,11 +222,12 @@ class Archive:
 
 
 def build_archive(folder: str | os.PathLike, method: str = "hog", *, image_size: int = 256,
-                  batch_size: int = 64, progress: bool = False) -> Archive:
+                  batch_size: int = 64, progress: bool = False, **method_options) -> Archive:
     """Read, describe and index every image under ``folder`` with a label-free ``method``.
 
     Unreadable files are skipped and listed in ``Archive.skipped``; descriptors are computed in
-    batches of ``batch_size`` (with a progress bar when ``progress``).
+    batches of ``batch_size`` (with a progress bar when ``progress``). ``method_options`` go to
+    `cbmir_tf.methods.make_method` (e.g. ``n_words`` for ``"bovw"``).
 
     Raises:
         FileNotFoundError: ``folder`` is missing. ValueError: no file in it could be read.
@@ -237,7 +238,7 @@ def build_archive(folder: str | os.PathLike, method: str = "hog", *, image_size:
     if not kept:
         raise ValueError(f"{folder}: none of its {len(paths)} image files could be read; first error: "
                          f"{skipped[0][0]}: {skipped[0][1]}")
-    retrieval = make_method(method)
+    retrieval = make_method(method, **method_options)
     retrieval.fit(images)
     parts = _parts(retrieval)
     for name, part in parts.items():

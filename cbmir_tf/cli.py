@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 import time
 from pathlib import Path
@@ -57,8 +58,9 @@ def cmd_index(args) -> int:
     from cbmir_tf.archive import build_archive
 
     start = time.perf_counter()
+    options = {"n_words": args.words} if args.method == "bovw" else {}
     archive = build_archive(args.folder, args.method, image_size=args.image_size, batch_size=args.batch_size,
-                            progress=not args.quiet)
+                            progress=not args.quiet, **options)
     archive.save(args.out)
     seconds = time.perf_counter() - start
     print(f"indexed {len(archive)} images of {args.folder} with {args.method} in {seconds:.1f} s "
@@ -116,14 +118,14 @@ def cmd_query(args) -> int:
     if args.roi is not None:
         roi = roi_on_standard_image(args.roi, original.shape, archive.image_size)
         boxes, scores = match_roi(query, roi, np.stack(thumbnails))
-    print(f"{len(hits)} nearest of {len(archive)} images ({archive.method_name}) for {args.image}:")
-    for rank, i in enumerate(hits, 1):
-        extra = f"  roi=({','.join(map(str, boxes[rank - 1]))}) ncc={scores[rank - 1]:.3f}" if roi else ""
-        print(f"{rank:3d}  {float(D[0, rank - 1]):10.4g}  {archive.paths[i]}{extra}")
     sheet = Path(args.sheet or f"{Path(args.image).stem}_hits.png")
     fig = contact_sheet(query, thumbnails, titles, roi, boxes, scores)
     with atomic_write(sheet) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
+    print(f"{len(hits)} nearest of {len(archive)} images ({archive.method_name}) for {args.image}:")
+    for rank, i in enumerate(hits, 1):
+        extra = f"  roi=({','.join(map(str, boxes[rank - 1]))}) ncc={scores[rank - 1]:.3f}" if roi else ""
+        print(f"{rank:3d}  {float(D[0, rank - 1]):10.4g}  {archive.paths[i]}{extra}")
     print(f"contact sheet: {sheet}")
     return 0
 
@@ -194,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--out", required=True, help="index folder to write (replaced atomically)")
     index.add_argument("--image-size", type=int, default=256, help="images are padded square and resized to this")
     index.add_argument("--batch-size", type=int, default=64)
+    index.add_argument("--words", type=int, default=1000, help="bovw only: vocabulary size (n_words)")
     index.add_argument("--quiet", action="store_true", help="no progress bars")
     query = commands.add_parser("query", help="the nearest indexed images of one image")
     query.add_argument("image", help="an image or DICOM file")
@@ -221,6 +224,9 @@ def main(argv=None) -> int:
     command = {"index": cmd_index, "query": cmd_query, "evaluate": cmd_evaluate}[args.command]
     try:
         return command(args)
+    except BrokenPipeError:  # e.g. `cbmir query ... | head`: the reader left, the work is done
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the flush at exit
+        return 0
     except KeyboardInterrupt:
         print("cbmir: interrupted; nothing was written", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -100,6 +100,8 @@ class DescriptorMethod(RetrievalMethod):
 
     @property
     def bytes_per_image(self) -> float:
+        if self.metric == "hamming":  # bits, stored packed 8 to a byte
+            return self.index_.d / 8
         return self.vectors_.nbytes / len(self.vectors_)
 
 
@@ -138,7 +140,9 @@ class RerankedMethod(RetrievalMethod):
 
     @property
     def bytes_per_image(self) -> float:
-        return self.first.bytes_per_image + self.second.vectors_.nbytes / len(self.second.vectors_)
+        second = self.second.vectors_
+        bits = self.second.metric == "hamming" and second.dtype != np.uint8
+        return self.first.bytes_per_image + second.nbytes / len(second) / (8 if bits else 1)
 
 
 def _validation_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -405,10 +409,13 @@ CLI_METHODS = {
 
 
 def make_method(name: str, **kwargs) -> RetrievalMethod:
-    """The label-free method ``name`` of `CLI_METHODS`; ``kwargs`` go to `RerankedMethod` (``k_prep``)."""
+    """The label-free method ``name`` of `CLI_METHODS`.
+
+    ``kwargs``: ``n_words`` for ``"bovw"``, ``k_prep`` for ``"cnn+hog"``.
+    """
     single = {"hog": _hog, "bovw": _bovw, "cnn": _cnn, "rbc": _rbc}
     if name in single:
-        return DescriptorMethod(single[name](), name=name)
+        return DescriptorMethod(single[name](**kwargs), name=name)
     if name == "cnn+hog":
         return RerankedMethod(DescriptorMethod(_cnn(), "cnn"), DescriptorMethod(_hog(), "hog"), **kwargs)
     raise ValueError(f"Unknown method {name!r}. Choose one of {sorted(CLI_METHODS)}.")

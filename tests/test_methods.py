@@ -47,6 +47,7 @@ def test_reranked_method_resorts_the_candidates(subset):
     hog = second.describe(images[:5])
     expected = np.abs(hog[:, None] - second.vectors_[I]).sum(-1)
     np.testing.assert_allclose(D, expected, rtol=1e-5)
+    assert first.bytes_per_image == 4352 / 8  # barcode bits, packed
     assert method.bytes_per_image == first.bytes_per_image + 540 * 4
 
 

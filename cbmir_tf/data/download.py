@@ -75,13 +75,20 @@ def fetch(
     import keras  # imported here: it pulls in TensorFlow
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    downloaded = keras.utils.get_file(
-        fname=path.name,
-        origin=url,
-        file_hash=checksum,
-        hash_algorithm=algorithm if checksum else "auto",
-        cache_dir=str(path.parent),
-        cache_subdir=".",
-        extract=extract,
-    )
+    try:
+        downloaded = keras.utils.get_file(
+            fname=path.name,
+            origin=url,
+            file_hash=checksum,
+            hash_algorithm=algorithm if checksum else "auto",
+            cache_dir=str(path.parent),
+            cache_subdir=".",
+            extract=extract,
+        )
+    except ValueError:  # keras' checksum mismatch: already names the file
+        raise
+    except Exception as err:  # noqa: BLE001 - get_file raises a plain Exception when offline
+        raise FileNotFoundError(f"{path} not found, and downloading it from {url} failed ({err}). "
+                                f"Set {DATA_DIR_ENV} to the folder that holds '{relative_path}'. "
+                                f"{how_to_get}".strip()) from None
     return Path(downloaded) if not extract else path
