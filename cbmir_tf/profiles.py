@@ -45,6 +45,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                      "max_descriptors_per_image": 100, "sift_image_size": None, "cnn_input_size": 256,
                      "cnn_models": ("squeezenet", "mobilenet"), "k_preps": (10, 30),
                      "n_example_queries": 4},
+        "scale": {"max_per_class": 20, "sizes": (10_000, 50_000), "n_queries": 100, "n_timing": 30},
     },
     "cpu": {
         "side_by_side": {"max_per_class": None, "k": 10, "k_prep": 30, "n_timing_queries": 50, "bovw_words": 1000,
@@ -78,6 +79,8 @@ PROFILES: dict[str, dict[str, dict]] = {
                      "max_descriptors_per_image": 50, "sift_image_size": None, "cnn_input_size": 256,
                      "cnn_models": ("squeezenet", "mobilenet", "resnet50"),
                      "k_preps": (10, 20, 30, 50, 100), "n_example_queries": 6},
+        "scale": {"max_per_class": None, "sizes": (30_000, 100_000, 300_000, 1_000_000), "n_queries": 200,
+                  "n_timing": 100},
     },
     "paper": {
         "side_by_side": {"max_per_class": None, "k": 10, "k_prep": 30, "n_timing_queries": 200, "bovw_words": 4000,
@@ -114,6 +117,8 @@ PROFILES: dict[str, dict[str, dict]] = {
                      "max_descriptors_per_image": 0, "sift_image_size": 256, "cnn_input_size": 256,
                      "cnn_models": ("squeezenet", "resnet50", "vgg16", "mobilenet"),
                      "k_preps": (10, 20, 30, 50, 100), "n_example_queries": 8},
+        "scale": {"max_per_class": None, "sizes": (10_000, 30_000, 100_000, 300_000, 1_000_000),
+                  "n_queries": 1000, "n_timing": 300},
     },
 }
 

@@ -55,8 +55,9 @@ def real_features(images: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def ivf_nlist(n: int) -> int:
-    """IVF cells for ``n`` vectors: ``sqrt(n)``, at least 16 (1,000 cells at 1M)."""
-    return max(16, int(round(np.sqrt(n))))
+    """IVF cells for ``n`` vectors: ``sqrt(n)`` (1,000 at 1M), but at most ``n / 39``, so that FAISS'
+    k-means gets the 39 training vectors a cell it asks for."""
+    return max(1, min(int(round(np.sqrt(n))), n // 39))
 
 
 def replicate(X: np.ndarray, n: int, *, noise: float = 0.1, flip: float = 0.01, n_bits: int | None = None,
@@ -84,8 +85,8 @@ def replicate(X: np.ndarray, n: int, *, noise: float = 0.1, flip: float = 0.01, 
     out = np.empty((max(int(n), 0), X.shape[1]), dtype=X.dtype)
     out[:min(n, m)] = X[:n]
     rng = np.random.default_rng(seed)
-    scale = (noise * X.std(axis=0)).astype(np.float32)
     bits = X.shape[1] * 8 if n_bits is None else int(n_bits)
+    scale = None if binary else (noise * X.std(axis=0)).astype(np.float32)
     for start in range(m, n, chunk_rows):
         rows = np.arange(start, min(start + chunk_rows, n))
         if binary:
@@ -97,7 +98,18 @@ def replicate(X: np.ndarray, n: int, *, noise: float = 0.1, flip: float = 0.01, 
     return out
 
 
-def memory_bandwidth(n_bytes: int = 1 << 30, repeat: int = 3) -> float:
+def row_distances(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Distances between matching rows of ``A`` and ``B`` ``(n, d)``: L2 (float) or Hamming (packed uint8)."""
+    A, B = np.asarray(A), np.asarray(B)
+    if A.shape != B.shape or A.dtype != B.dtype:
+        raise ValueError(f"A and B must match in shape and dtype. Got {A.shape} {A.dtype} and {B.shape} "
+                         f"{B.dtype} instead.")
+    if A.dtype == np.uint8:
+        return np.bitwise_count(A ^ B).sum(axis=1, dtype=np.int64)
+    return np.linalg.norm(A.astype(np.float64) - B, axis=1)
+
+
+def memory_bandwidth(n_bytes: int = 1 << 30, repeat: int = 5) -> float:
     """Read bandwidth of one core in bytes/s: best of ``repeat`` NumPy sums over ``n_bytes`` of float64."""
     a = np.ones(max(int(n_bytes) // 8, 1))  # np.ones writes every page, so none is faulted in while timed
     best = np.inf
@@ -304,8 +316,9 @@ def _benchmark_size(kind: str, real: np.ndarray, queries: np.ndarray, n: int, *,
             rows.append({"descriptor": kind, "metric": metric, "dim": X.shape[1] * (8 if ties else 1), "n": n,
                          "n_real": min(n, len(real)), "method": method, "build": built, "knob": knob,
                          "value": value, "default": value == default, "build_s": build_s, "index_bytes": size,
-                         "bound_ms": 1000 * size / bandwidth, **stats, "recall": recall_at_k(I, truth[1], *ties),
-                         "threads": threads, "bandwidth_gbs": bandwidth / 1e9})
+                         "bound_ms": 1000 * size / bandwidth, **stats,
+                         "recall": recall_at_k(I, truth[1], *ties), "threads": threads,
+                         "bandwidth_gbs": bandwidth / 1e9})
             if log:
                 log(f"{kind:6s} n={n:>9,} {method:5s} {f'{knob}={value}' if knob else '':14s} build "
                     f"{build_s:7.2f} s {size / 2**20:8.1f} MiB  bound {rows[-1]['bound_ms']:8.3f} ms  median "
