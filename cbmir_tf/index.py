@@ -26,6 +26,15 @@ FORMAT_VERSION = 1
 _INDEX_FILE, _IDS_FILE, _MANIFEST = "index.faiss", "ids.npy", "manifest.json"
 _FAISS_METRIC = {"l2": faiss.METRIC_L2, "l1": faiss.METRIC_L1, "cosine": faiss.METRIC_INNER_PRODUCT}
 _PAD_INT = np.iinfo(np.int32).max  # Hamming distance reported for padding ids (-1)
+#: Search defaults of the approximate kinds: recall@10 >= 0.95 against exact search on the real HOG
+#: vectors and Radon barcodes of the open benchmark (tests/test_scale.py; chapter 9 measures them).
+DEFAULT_NPROBE, DEFAULT_EF_SEARCH = 16, 64
+MIN_TRAIN_PER_CELL = 39  # FAISS' k-means wants at least 39 training vectors a cell
+
+
+def default_nlist(n_train: int) -> int:
+    """IVF cells for ``n_train`` training vectors: about sqrt(n), at least 1 and at most n / 39."""
+    return int(max(1, min(round(np.sqrt(n_train)), n_train // MIN_TRAIN_PER_CELL)))
 
 
 def _as_vectors(X, metric: str, d: int | None = None, name: str = "X") -> np.ndarray:
@@ -89,8 +98,11 @@ class Index:
         kind: ``"flat"`` (exact, the default), ``"hnsw"`` or ``"ivf"`` (approximate; IVF needs ``train``).
         descriptor: Name of the descriptor that made the vectors, stored by ``save``.
         params: JSON-serialisable dict of the descriptor's parameters, stored by ``save``.
-        nlist: Number of IVF cells. Defaults to 100.
+        nlist: Number of IVF cells; `None` picks `default_nlist` of the training set (about sqrt(n)).
+            Defaults to `None`.
         hnsw_m: Neighbours per HNSW node. Defaults to 32.
+        nprobe: IVF cells visited per query unless ``search`` says otherwise. Defaults to 16.
+        ef_search: HNSW search breadth unless ``search`` says otherwise. Defaults to 64.
 
     Learned state: ``index_`` (the FAISS index, built on the first ``train``/``add``) and
     ``ids_`` (int64 array of shape ``(ntotal,)``, the caller's id of each stored vector).
@@ -104,13 +116,14 @@ class Index:
     """
 
     def __init__(self, metric: str = "l2", *, kind: str = "flat", descriptor: str = "unnamed",
-                 params: dict | None = None, nlist: int = 100, hnsw_m: int = 32):
+                 params: dict | None = None, nlist: int | None = None, hnsw_m: int = 32,
+                 nprobe: int = DEFAULT_NPROBE, ef_search: int = DEFAULT_EF_SEARCH):
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}. Received: metric={metric!r}")
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}. Received: kind={kind!r}")
         self.metric, self.kind, self.descriptor, self.params = metric, kind, descriptor, params
-        self.nlist, self.hnsw_m = nlist, hnsw_m
+        self.nlist, self.hnsw_m, self.nprobe, self.ef_search = nlist, hnsw_m, int(nprobe), int(ef_search)
         self.index_ = None
         self.ids_ = np.zeros(0, dtype=np.int64)
         self.path_: Path | None = None  # set by ``load``; used in error messages
@@ -133,8 +146,10 @@ class Index:
         """Whether vectors can be added (``False`` for an untrained IVF index or before any data)."""
         return self.index_ is not None and bool(self.index_.is_trained)
 
-    def _build(self, d: int) -> None:
-        """Create the empty FAISS index for dimension ``d`` (bits for hamming)."""
+    def _build(self, d: int, n: int) -> None:
+        """Create the empty FAISS index for dimension ``d`` (bits for hamming), first given ``n`` vectors."""
+        if self.kind == "ivf" and self.nlist is None:
+            self.nlist = default_nlist(n)
         if self.metric == "hamming":
             flat, hnsw, ivf = faiss.IndexBinaryFlat, faiss.IndexBinaryHNSW, faiss.IndexBinaryIVF
             self._quantizer = flat(d)  # the IVF coarse quantizer; a Python reference keeps it alive
@@ -147,11 +162,19 @@ class Index:
                    "hnsw": lambda: faiss.IndexHNSWFlat(d, self.hnsw_m, m),
                    "ivf": lambda: faiss.IndexIVFFlat(self._quantizer, d, self.nlist, m)}
         self.index_ = new[self.kind]()
+        self._apply_search_defaults()
+
+    def _apply_search_defaults(self) -> None:
+        """Give the FAISS index our ``nprobe`` / ``ef_search``, used when ``search`` is not told otherwise."""
+        if self.kind == "ivf":
+            self.index_.nprobe = self.nprobe
+        elif self.kind == "hnsw":
+            self.index_.hnsw.efSearch = self.ef_search
 
     def _prepare(self, X, name: str) -> np.ndarray:
         X = _as_vectors(X, self.metric, self.d, name)
         if self.index_ is None:
-            self._build(X.shape[1] * (8 if self.metric == "hamming" else 1))
+            self._build(X.shape[1] * (8 if self.metric == "hamming" else 1), len(X))
         return X
 
     def train(self, X) -> "Index":
@@ -194,8 +217,8 @@ class Index:
                 exact index never pads; approximate kinds may still return id -1 when they find fewer.
             exclude: Optional ids of shape ``(nq,)``, for leave-one-out retrieval: row ``i`` never
                 returns id ``exclude[i]`` (the query's own entry). One extra neighbour is fetched.
-            nprobe: IVF cells visited per query (``kind="ivf"`` only).
-            ef_search: HNSW search breadth (``kind="hnsw"`` only).
+            nprobe: IVF cells visited per query (``kind="ivf"`` only). Defaults to ``self.nprobe``.
+            ef_search: HNSW search breadth (``kind="hnsw"`` only). Defaults to ``self.ef_search``.
             batch_size: Search at most this many queries at once, to bound memory.
 
         Returns:
@@ -269,6 +292,7 @@ class Index:
                 "format_version": FORMAT_VERSION, "cbmir_tf_version": cbmir_tf.__version__,
                 "descriptor": self.descriptor, "params": params, "metric": self.metric, "kind": self.kind,
                 "dim": self.d, "count": self.ntotal, "nlist": self.nlist, "hnsw_m": self.hnsw_m,
+                "nprobe": self.nprobe, "ef_search": self.ef_search,
                 "sha256": {f: sha256sum(tmp / f) for f in (_INDEX_FILE, _IDS_FILE)},
             }
             (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -304,8 +328,10 @@ class Index:
             raise ValueError(f"{f}: holds {raw.ntotal} vectors of dim {raw.d} and {ids.shape[0]} ids; "
                              f"{mf} says {m['count']} of dim {m['dim']}.")
         self = cls(m["metric"], kind=m["kind"], descriptor=m["descriptor"], params=m["params"],
-                   nlist=m["nlist"], hnsw_m=m["hnsw_m"])
+                   nlist=m["nlist"], hnsw_m=m["hnsw_m"], nprobe=m.get("nprobe", DEFAULT_NPROBE),
+                   ef_search=m.get("ef_search", DEFAULT_EF_SEARCH))
         self.index_, self.ids_, self.path_ = raw, ids.astype(np.int64), path
+        self._apply_search_defaults()
         self.check_query(descriptor, params, dim)
         return self
 

@@ -28,14 +28,14 @@ from threadpoolctl import threadpool_limits
 from cbmir_tf.evaluation import time_per_query
 from cbmir_tf.features.hog import HOGDescriptor
 from cbmir_tf.features.radon_barcode import RadonBarcode, pack_codes
-from cbmir_tf.index import Index
+from cbmir_tf.index import DEFAULT_EF_SEARCH, DEFAULT_NPROBE, Index, default_nlist
 
 #: HOG at 128 px: 3 x 3 overlapping blocks of 2 x 2 cells of 32 px, 9 bins: 324-d float32 (1.3 GB at 1M).
 FLOAT_DESCRIPTOR = {"cell_size": 32, "block_size": 64, "block_stride": 32, "n_bins": 9, "image_size": 128}
 #: Radon barcode at 64 px, 8 angles: 728 bits, 91 bytes packed (91 MB at 1M).
 BINARY_DESCRIPTOR = {"image_size": 64, "n_angles": 8}
 #: The search defaults: recall@10 >= 0.95 against exact search on the real features of both descriptors.
-SEARCH_DEFAULTS = {"ivf": ("nprobe", 16), "hnsw": ("ef_search", 64)}
+SEARCH_DEFAULTS = {"ivf": ("nprobe", DEFAULT_NPROBE), "hnsw": ("ef_search", DEFAULT_EF_SEARCH)}  # Index's
 #: Further settings of each approximate index's knob, for the recall / latency trade-off.
 SWEEP = {"ivf": (1, 4, 64), "hnsw": (16, 256, 1024)}
 HNSW_M = 32  # neighbours per HNSW node (the Index default)
@@ -52,12 +52,6 @@ def real_features(images: np.ndarray) -> dict[str, np.ndarray]:
     hog = HOGDescriptor(**FLOAT_DESCRIPTOR).fit(images[:1])
     rbc = RadonBarcode(**BINARY_DESCRIPTOR).fit()
     return {"float": hog.transform(images), "binary": pack_codes(rbc.transform(images))}
-
-
-def ivf_nlist(n: int) -> int:
-    """IVF cells for ``n`` vectors: ``sqrt(n)`` (1,000 at 1M), but at most ``n / 39``, so that FAISS'
-    k-means gets the 39 training vectors a cell it asks for."""
-    return max(1, min(int(round(np.sqrt(n))), n // 39))
 
 
 def replicate(X: np.ndarray, n: int, *, noise: float = 0.1, flip: float = 0.01, n_bits: int | None = None,
@@ -205,13 +199,13 @@ def index_bytes(index: Index | NumpyIndex) -> int:
 def build(X: np.ndarray, metric: str, method: str, *, seed: int = 0) -> tuple[Index | NumpyIndex, str]:
     """Build one index of ``method`` (see :data:`METHODS`) over ``X``; return it and its build parameters.
 
-    IVF gets :func:`ivf_nlist` cells, trained on a seeded sample of ``IVF_TRAIN_PER_CELL`` rows a cell;
+    IVF gets :func:`cbmir_tf.index.default_nlist` cells, trained on a seeded sample of ``IVF_TRAIN_PER_CELL`` rows a cell;
     HNSW gets ``HNSW_M`` neighbours a node and FAISS' default ``efConstruction`` (40).
     """
     if method == "numpy":
         return NumpyIndex(metric).add(X), ""
     if method == "ivf":
-        nlist = ivf_nlist(len(X))
+        nlist = default_nlist(len(X))
         sample = np.sort(np.random.default_rng(seed).permutation(len(X))[:IVF_TRAIN_PER_CELL * nlist])
         return Index(metric, kind="ivf", nlist=nlist).train(X[sample]).add(X), f"nlist={nlist}"
     if method == "hnsw":

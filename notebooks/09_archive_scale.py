@@ -93,10 +93,10 @@ settings
 # * **Radon barcodes** at 64 pixels and 8 angles: 728 bits, 91 bytes per image, compared by Hamming
 #   distance, the binary codes of paper 003 ({cite}`cnnc_rbc`) at a smaller size.
 #
-# Parameters of the indexes: IVF gets about sqrt(n) cells (`scale.ivf_nlist`), trained on a seeded
-# sample of 40 vectors a cell, rather than the fixed 100 cells of `Index`, which would leave 10,000
-# vectors in each cell at a million. HNSW keeps `Index`'s 32 links a node. The defaults of the search
-# knobs, `nprobe` = 16 and `ef_search` = 64, were chosen on the real features, where they reach
+# Parameters of the indexes are `Index`'s defaults: IVF gets about sqrt(n) cells
+# (`cbmir_tf.index.default_nlist`; 1,000 at a million), here trained on a seeded sample of 40
+# vectors a cell, and HNSW 32 links a node. The defaults of the search knobs, `nprobe` = 16 and
+# `ef_search` = 64, were chosen on the real features, where they reach
 # recall@10 of at least 0.95 (the test suite checks this on a real subset).
 
 # %% [markdown]
