@@ -47,10 +47,15 @@ def show_figure(fig, name: str, out_dir: str | os.PathLike, dpi: int = 110) -> N
     _glue(name, Image(data=path.read_bytes(), format="png"))
 
 
-def show_table(table: pd.DataFrame, name: str, out_dir: str | os.PathLike, float_format: str = "{:.4f}") -> None:
-    """Save ``table`` as ``out_dir/name.csv`` and glue a formatted copy under ``name``."""
+def show_table(table: pd.DataFrame, name: str, out_dir: str | os.PathLike, float_format: str = "{:.4f}",
+               column_formats: dict[str, str] | None = None) -> None:
+    """Save ``table`` as ``out_dir/name.csv`` and glue a formatted copy under ``name``.
+
+    Float columns are shown with ``float_format``, except those named in ``column_formats``.
+    """
     _atomic_write(Path(out_dir) / f"{name}.csv", lambda tmp: table.to_csv(tmp, float_format="%.6g"))
-    styled = table.style.format(float_format, subset=table.select_dtypes("floating").columns, na_rep="–")
+    formats = {column: float_format for column in table.select_dtypes("floating").columns}
+    styled = table.style.format({**formats, **(column_formats or {})}, na_rep="–")
     _glue(name, styled)
 
 
