@@ -32,7 +32,6 @@ from cbmir_tf.data.io import IMAGE_EXTENSIONS, atomic_directory, read_image, sha
 from cbmir_tf.data.preprocess import standardize_image
 from cbmir_tf.index import Index
 from cbmir_tf.methods import DescriptorMethod, RerankedMethod, RetrievalMethod, make_method
-from cbmir_tf.rerank import rerank_hits
 
 __all__ = ["Archive", "build_archive", "find_images", "read_images"]
 
@@ -118,16 +117,12 @@ class Archive:
 
     def search_archive(self, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Leave-one-out: every archive image queries the others, from the stored vectors."""
-        parts = _parts(self.method)
-        index = parts["primary"].index_
-        vectors = index.index_.reconstruct_n(0, index.ntotal)
-        own = np.arange(len(self))
-        if "rerank" not in parts:
-            return index.search(vectors, k, exclude=own)
-        k_prep = min(self.method.k_prep, len(self) - 1)
-        _, candidates = index.search(vectors, k_prep, exclude=own)
-        second = parts["rerank"]
-        return rerank_hits(candidates, second.vectors_, second.vectors_, second.metric, k_prep, min(k, k_prep))
+        index = _parts(self.method)["primary"].index_
+        vectors, own = index.index_.reconstruct_n(0, index.ntotal), np.arange(len(self))
+        if isinstance(self.method, RerankedMethod):
+            k = min(k, self.method.k_prep, len(self) - 1)
+            return self.method.search_vectors(vectors, self.method.second.vectors_, k, exclude=own)
+        return self.method.search_vectors(vectors, k, exclude=own)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the archive folder atomically (see the module docstring). Returns ``path``."""

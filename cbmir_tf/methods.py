@@ -96,7 +96,11 @@ class DescriptorMethod(RetrievalMethod):
         return self
 
     def search(self, images, k: int = 10):
-        return self.index_.search(self.describe(images), k)
+        return self.search_vectors(self.describe(images), k)
+
+    def search_vectors(self, vectors: np.ndarray, k: int = 10, *, exclude=None):
+        """`search` from descriptors computed before; ``exclude`` as in `Index.search` (leave-one-out)."""
+        return self.index_.search(vectors, k, exclude=exclude)
 
     @property
     def bytes_per_image(self) -> float:
@@ -131,12 +135,16 @@ class RerankedMethod(RetrievalMethod):
         return self
 
     def search(self, images, k: int = 10):
-        k_prep = min(self.k_prep, self.first.index_.ntotal)  # a small archive has fewer candidates
+        return self.search_vectors(self.first.describe(images), self.second.describe(images), k)
+
+    def search_vectors(self, first_vectors: np.ndarray, second_vectors: np.ndarray, k: int = 10, *, exclude=None):
+        """`search` from both descriptors of the queries computed before; ``exclude`` as in `Index.search`."""
+        # a small archive (one image fewer when excluding) has fewer candidates
+        k_prep = min(self.k_prep, self.first.index_.ntotal - (exclude is not None))
         if not 1 <= int(k) <= k_prep:
             raise ValueError(f"k must lie in [1, k_prep={k_prep}]. Received: k={k!r}")
-        _, candidates = self.first.search(images, k_prep)
-        return rerank_hits(candidates, self.second.describe(images), self.second.vectors_, self.second.metric,
-                           k_prep, int(k))
+        _, candidates = self.first.search_vectors(first_vectors, k_prep, exclude=exclude)
+        return rerank_hits(candidates, second_vectors, self.second.vectors_, self.second.metric, k_prep, int(k))
 
     @property
     def bytes_per_image(self) -> float:
