@@ -8,11 +8,21 @@ output folder as parameters, and writes the executed notebook to
 renamed only when it ran to the end, so a failure never leaves a half-executed
 chapter behind.
 
-A notebook may list, in its header metadata (``cbmir: requires: [...]``), data
-paths under ``CBMIR_DATA_DIR`` that cannot be downloaded automatically (the
-Lung-PET-CT-Dx series, LIDC XML). When one is missing, the chapter is not
-executed: a short stand-in page says which data it needs and where to put them,
-so the rest of the book still builds on a fresh machine.
+A notebook may list, in its header metadata (``cbmir: requires: [...]``), the
+data-registry names (files or folders) it needs (``cbmir-data list``). When one
+is neither here nor downloadable (e.g. the IQ-OTH/NCCD lung CT npz), the chapter
+is not executed: a short stand-in page says which data it needs and where to put
+them, so the rest of the book still builds on a fresh machine.
+
+A chapter that raises does not stop the build either: its page becomes an error
+page (the title, which cell failed and the exception, without the traceback),
+the remaining chapters still run, and at the end a table lists every chapter's
+status; the exit status is 1 when any chapter failed.
+
+Every chapter also receives ``source_repository`` (``repository.url`` of
+``_config.yml``) and ``source_commit`` (the ``git rev-parse HEAD`` of this
+checkout) as parameters, so the install cell of a published notebook opened in
+Colab installs the exact commit the book was built from.
 
     python book/run_notebooks.py --profile smoke notebooks/02_hog_retrieval.py
 """
@@ -21,44 +31,180 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import jupytext
 import nbformat
 import papermill
+import yaml
 
-from cbmir_tf.config import DATA_DIR_ENV, data_dir
+from cbmir_tf.config import DATA_DIR_ENV
 from cbmir_tf.data.io import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "book" / "chapters"
 GENERATED = ROOT / "book" / "generated"
+CONFIG = ROOT / "_config.yml"
 
 
-def missing_data(notebook: nbformat.NotebookNode) -> list[Path]:
-    """The paths the notebook's ``cbmir.requires`` metadata names that are absent from the data dir."""
-    required = notebook.metadata.get("cbmir", {}).get("requires", [])
-    return [data_dir() / path for path in required if not (data_dir() / path).exists()]
+def source_repository() -> str:
+    """The repository URL the install cells use: ``repository.url`` of the book's ``_config.yml``."""
+    config = yaml.safe_load(CONFIG.read_text(encoding="utf-8")) or {}
+    return config["repository"]["url"]
 
 
-def stand_in(notebook: nbformat.NotebookNode, missing: list[Path]) -> nbformat.NotebookNode:
+def source_commit() -> str:
+    """The commit this checkout is at (``git rev-parse HEAD``), or ``"main"`` outside a git checkout."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "main"
+    return result.stdout.strip() or "main"
+
+
+def missing_data(notebook: nbformat.NotebookNode) -> list[str]:
+    """The registry names in the notebook's ``cbmir.requires`` metadata that are not available.
+
+    A name is either a registered file (available when :func:`cbmir_tf.data.registry.available`
+    says so: here, or downloadable) or a folder of registered files (available when every file
+    under it is). A name that is neither raises the registry's `KeyError`.
+    """
+    from cbmir_tf.data import registry
+
+    missing = []
+    for name in notebook.metadata.get("cbmir", {}).get("requires", []):
+        name = str(name).rstrip("/")
+        if name in registry.registry():
+            ok = registry.available(name)
+        else:
+            items = registry.entries(name)
+            if not items:
+                registry.entry(name)  # raises: neither a registered file nor a folder of them
+            ok = all(registry.available(item.name) for item in items)
+        if not ok:
+            missing.append(name)
+    return missing
+
+
+def stand_in(notebook: nbformat.NotebookNode, missing: list[str]) -> nbformat.NotebookNode:
     """A page with the chapter's title and header that says which data it needs."""
-    lines = "\n".join(f"* `{path}`" for path in missing)
+    lines = "\n".join(f"* `{name}`" for name in missing)
     note = nbformat.v4.new_markdown_cell(
-        "```{warning}\nThis chapter was not executed in this build: the real data it needs are not in "
-        f"`{DATA_DIR_ENV}` and cannot be downloaded automatically.\n```\n\nMissing:\n\n{lines}\n\n"
-        f"Put them under `{DATA_DIR_ENV}` (see the data sets' READMEs and the project README, 'Data') and "
-        "rerun `make book`.")
+        "```{warning}\nThis chapter was not executed in this build: data it needs are not here and cannot "
+        "be downloaded automatically.\n```\n\nMissing (names in the data registry):\n\n"
+        f"{lines}\n\n`cbmir-data list` shows every registered file, its status and where it comes from. "
+        f"Put the missing ones under `{DATA_DIR_ENV}` (see the project README, 'Data') and rerun `make book`.")
     page = nbformat.v4.new_notebook(metadata=notebook.metadata)
     page.cells = [notebook.cells[0], note]
     return page
 
 
-def run_notebook(script: Path, profile: str, seed: int = 0) -> Path:
-    """Execute one jupytext script and return the path of the executed notebook."""
+def _public(text: str) -> str:
+    """`text` without the build machine's absolute paths: the repo root becomes ``.``, the home ``~``."""
+    text = text.replace(str(ROOT), ".")
+    home = str(Path.home())
+    return text.replace(home, "~") if len(home) > 1 else text
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """The first non-empty line of `text`, without ANSI colours, trimmed to `limit` characters."""
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(text))
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "\u2026"
+
+
+def _code(text: str) -> str:
+    """`text` as MyST inline code, whatever backticks it holds."""
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if "`" in text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _script_name(script: Path) -> str:
+    """How the advice names the script: relative to the repository when it is inside it."""
+    try:
+        return str(Path(script).resolve().relative_to(ROOT))
+    except ValueError:
+        return f"notebooks/{Path(script).name}"
+
+
+def error_page(notebook: nbformat.NotebookNode | None, script: Path, profile: str,
+               error: BaseException) -> nbformat.NotebookNode:
+    """A page with the chapter's title and an ``{error}`` admonition: which cell failed and why.
+
+    No traceback and no absolute path of the build machine: the advice says how
+    to rerun the chapter alone to see the full traceback.
+    """
+    if isinstance(error, papermill.PapermillExecutionError):
+        first_line = _one_line(error.source, limit=120)
+        where = (f"cell `In [{error.exec_count}]` (cell {error.cell_index} of the executed notebook"
+                 + (f": {_code(_public(first_line))}" if first_line else "") + ")")
+        ename, evalue = error.ename, error.evalue
+    else:
+        where = "the chapter could not be executed"
+        ename, evalue = type(error).__name__, str(error)
+    message = _one_line(_public(f"{ename}: {evalue}" if _one_line(evalue) else ename))
+    note = nbformat.v4.new_markdown_cell(
+        "```{error}\nThis chapter failed in this build.\n\n"
+        f"Failed: {where}.\n\nError: {_code(message)}\n\n"
+        f"Rerun `python book/run_notebooks.py --profile {profile} {_script_name(script)}` to see the full "
+        f"traceback; if the error is about data, check `{DATA_DIR_ENV}` (`cbmir-data list`).\n```")
+    if notebook is not None and notebook.cells and notebook.cells[0].cell_type == "markdown":
+        title = notebook.cells[0]
+    else:
+        title = nbformat.v4.new_markdown_cell(f"# {Path(script).stem}")
+    page = nbformat.v4.new_notebook(metadata=notebook.metadata if notebook is not None else {})
+    page.cells = [title, note]
+    return page
+
+
+class ChapterResult(NamedTuple):
+    """How one chapter went: ``status`` is ``executed``, ``stand-in`` or ``FAILED``."""
+
+    script: Path
+    target: Path
+    status: str
+    seconds: float
+    error: str = ""
+
+
+def build_chapter(script: Path, profile: str, seed: int = 0) -> ChapterResult:
+    """Execute one chapter and write its page; never raises for a failing chapter.
+
+    A chapter that raises (in a cell or before) gets an error page
+    (:func:`error_page`) in place of the executed notebook.
+    """
+    script = Path(script).resolve()
+    target = CHAPTERS / f"{script.stem}.ipynb"
+    start = time.perf_counter()
+    try:
+        status = "stand-in" if run_notebook(script, profile, seed) is None else "executed"
+        return ChapterResult(script, target, status, time.perf_counter() - start)
+    except Exception as error:  # noqa: BLE001 - any failure becomes the chapter's error page
+        try:
+            notebook = jupytext.read(script)
+        except Exception:  # noqa: BLE001 - the title falls back to the file name
+            notebook = None
+        CHAPTERS.mkdir(parents=True, exist_ok=True)
+        with atomic_write(target, "w", encoding="utf-8") as handle:
+            nbformat.write(error_page(notebook, script, profile, error), handle)
+        name = error.ename if isinstance(error, papermill.PapermillExecutionError) else type(error).__name__
+        return ChapterResult(script, target, "FAILED", time.perf_counter() - start, name)
+
+
+def run_notebook(script: Path, profile: str, seed: int = 0) -> Path | None:
+    """Execute one jupytext script and return the path of the executed notebook.
+
+    Returns ``None`` when the chapter's data are missing and a stand-in page was
+    written instead. Raises whatever the execution raises.
+    """
     notebook = jupytext.read(script)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     out_dir = GENERATED / script.stem
@@ -70,8 +216,9 @@ def run_notebook(script: Path, profile: str, seed: int = 0) -> Path:
         print(f"  skipped: missing {', '.join(map(str, missing))}", flush=True)
         with atomic_write(target, "w", encoding="utf-8") as handle:
             nbformat.write(stand_in(notebook, missing), handle)
-        return target
-    parameters = {"profile": profile, "seed": seed, "out_dir": str(out_dir)}
+        return None
+    parameters = {"profile": profile, "seed": seed, "out_dir": str(out_dir),
+                  "source_repository": source_repository(), "source_commit": source_commit()}
     with tempfile.TemporaryDirectory(dir=CHAPTERS) as tmp:
         source, executed = Path(tmp) / "input.ipynb", Path(tmp) / "output.ipynb"
         nbformat.write(notebook, source)
@@ -90,11 +237,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     scripts = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9]*.py"))
+    results = []
     for script in scripts:
-        start = time.perf_counter()
         print(f"[{args.profile}] executing {script} ...", flush=True)
-        target = run_notebook(Path(script).resolve(), args.profile, args.seed)
-        print(f"  -> {target.relative_to(ROOT)} in {time.perf_counter() - start:.0f} s", flush=True)
+        result = build_chapter(Path(script), args.profile, args.seed)
+        results.append(result)
+        detail = f" ({result.error})" if result.error else ""
+        print(f"  -> {result.status}{detail}: {_public(str(result.target))} in {result.seconds:.0f} s",
+              flush=True)
+    width = max((len(r.script.stem) for r in results), default=7)
+    print(f"\n{'chapter':<{width}}  {'status':<8}  {'seconds':>7}")
+    for r in results:
+        print(f"{r.script.stem:<{width}}  {r.status:<8}  {r.seconds:>7.0f}")
+    failed = [r.script.stem for r in results if r.status == "FAILED"]
+    if failed:
+        print(f"\n{len(failed)} chapter(s) FAILED: {', '.join(failed)}", flush=True)
+        return 1
     return 0
 
 

@@ -1,8 +1,12 @@
-"""One place that says where data and results live.
+"""One place that says where data live.
 
-Every loader finds its files under :func:`data_dir`, which is the environment
-variable ``CBMIR_DATA_DIR`` when it is set, and ``~/.cache/cbmir_tf/data``
-otherwise (that is where downloads go on a fresh machine).
+* ``CBMIR_DATA_DIR``: an optional folder laid out like the project's shared data copy
+  (``dicom/``, ``medmnist/``, ...), searched first;
+* ``CBMIR_CACHE_DIR`` (default ``~/.cache/cbmir_tf/data``): the same layout, where
+  downloads go (see :mod:`cbmir_tf.data.registry`).
+
+:func:`data_dir` is the folder a user's own data (e.g. IRMA images) is looked for in:
+the configured data folder when there is one, else the cache.
 """
 
 from __future__ import annotations
@@ -11,11 +15,24 @@ import os
 from pathlib import Path
 
 DATA_DIR_ENV = "CBMIR_DATA_DIR"
-DEFAULT_DATA_DIR = Path.home() / ".cache" / "cbmir_tf" / "data"
+CACHE_DIR_ENV = "CBMIR_CACHE_DIR"
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "cbmir_tf" / "data"
+
+
+def configured_data_dir(path: str | os.PathLike | None = None) -> Path | None:
+    """``path`` if given, else ``$CBMIR_DATA_DIR``, else `None`, as an absolute `Path`."""
+    value = path if path is not None else os.environ.get(DATA_DIR_ENV)
+    return Path(value).expanduser().resolve() if value else None
+
+
+def cache_dir() -> Path:
+    """The download cache: ``$CBMIR_CACHE_DIR``, else ``~/.cache/cbmir_tf/data`` (not created here)."""
+    env = os.environ.get(CACHE_DIR_ENV)
+    return Path(env).expanduser().resolve() if env else DEFAULT_CACHE_DIR
 
 
 def data_dir(path: str | os.PathLike | None = None) -> Path:
-    """Return the data directory: ``path`` if given, else ``$CBMIR_DATA_DIR``, else the cache.
+    """The data folder: ``path`` if given, else ``$CBMIR_DATA_DIR``, else the download cache.
 
     Args:
         path: An explicit directory that overrides the environment. Defaults to `None`.
@@ -23,7 +40,4 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
     Returns:
         The directory as an absolute `Path` (it is not created here).
     """
-    if path is not None:
-        return Path(path).expanduser().resolve()
-    env = os.environ.get(DATA_DIR_ENV)
-    return Path(env).expanduser().resolve() if env else DEFAULT_DATA_DIR
+    return configured_data_dir(path) or cache_dir()

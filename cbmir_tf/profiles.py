@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import copy
 
+#: The MedMNIST 2D sets the open benchmark falls back to when its eight sets are absent
+#: (see ``cbmir_tf.data.benchmark.load_benchmark``): four modalities, five body regions.
+FALLBACK_SETS = ("pneumoniamnist", "breastmnist", "organamnist", "octmnist")
+
 PROFILES: dict[str, dict[str, dict]] = {
     "smoke": {
+        "benchmark": {"fallback_sets": ("pneumoniamnist", "breastmnist"), "fallback_size": 28, "fallback_max_per_class": None},
         "side_by_side": {"max_per_class": 10, "k": 10, "k_prep": 30, "n_timing_queries": 5, "bovw_words": 100,
                          "fpn": {"input_size": 64, "balance_per_class": 2, "epochs": 1, "batch_size": 16,
                                  "pyramid_channels": 64, "patience": None, "run_eagerly": True},
@@ -48,6 +53,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "scale": {"max_per_class": 20, "sizes": (10_000, 50_000), "n_queries": 100, "n_timing": 30},
     },
     "cpu": {
+        "benchmark": {"fallback_sets": FALLBACK_SETS, "fallback_size": 64, "fallback_max_per_class": 1000},
         "side_by_side": {"max_per_class": None, "k": 10, "k_prep": 30, "n_timing_queries": 50, "bovw_words": 1000,
                          "fpn": {"input_size": 64, "balance_per_class": 40, "epochs": 4, "batch_size": 16,
                                  "pyramid_channels": 128, "patience": 2, "run_eagerly": False},
@@ -83,6 +89,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                   "n_timing": 100},
     },
     "paper": {
+        "benchmark": {"fallback_sets": FALLBACK_SETS, "fallback_size": 128, "fallback_max_per_class": None},
         "side_by_side": {"max_per_class": None, "k": 10, "k_prep": 30, "n_timing_queries": 200, "bovw_words": 4000,
                          "fpn": {"input_size": 128, "balance_per_class": 200, "epochs": 500, "batch_size": 16,
                                  "pyramid_channels": 256, "patience": 10, "run_eagerly": False},

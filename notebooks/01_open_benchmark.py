@@ -13,8 +13,9 @@
 # %% [markdown]
 # # The open multi-axis benchmark
 #
-# **Data used:** the eight real, labelled 2-D sets found in `CBMIR_DATA_DIR` (or, on a machine
-# without them, MedMNIST+ and MedNIST downloaded by the code), joined into one archive.
+# **Data used:** the eight real, labelled 2-D sets at 128 px, when they are here (`CBMIR_DATA_DIR` or
+# the data cache); on a machine without them, MedMNIST 2D sets that the code downloads, coded the same
+# way (the profile picks the sets and their size). Either is joined into one archive.
 #
 # ## Overview
 #
@@ -32,9 +33,11 @@
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | paper
-data_dir = None  # None: $CBMIR_DATA_DIR, else ~/.cache/cbmir_tf/data (downloads)
+data_dir = None  # None: $CBMIR_DATA_DIR, else the data registry's cache and downloads (`cbmir-data list`)
 seed = 0
 out_dir = "outputs/01_open_benchmark"
+source_repository = "https://github.com/cbmir-tf/cbmir-tf"  # repository.url of _config.yml
+source_commit = "main"  # the book build injects the commit it ran on (git rev-parse HEAD)
 
 # %% tags=["hide-cell"]
 import importlib.util
@@ -43,7 +46,7 @@ import sys
 
 if importlib.util.find_spec("cbmir_tf") is None:  # e.g. on Colab
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "git+https://github.com/cbmir-tf/cbmir-tf"], check=True)
+                    f"git+{source_repository}@{source_commit}"], check=True)
 
 # %% tags=["hide-input"]
 import warnings
@@ -90,7 +93,7 @@ show_table(registry, "registry", out_dir)
 # sets are therefore optimistic; the sets with a source split are not affected.
 
 # %%
-benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed)
+benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed, profile=profile)
 write_provenance(out_dir, {"profile": profile, "seed": seed, **settings}, benchmark)
 benchmark
 
@@ -102,10 +105,16 @@ glue_value("n_classes", len(benchmark.class_names))
 glue_value("n_modalities", modalities)
 glue_value("n_regions", regions)
 glue_value("leaky_sets", ", ".join(benchmark.meta["patient_leakage"]) or "none")
+image_px = f"{benchmark.images.shape[1]} x {benchmark.images.shape[2]}"
+glue_value("image_px", image_px)
+glue_value("source_note", ("the eight sets of the registry were found here" if benchmark.meta["source"] == "local"
+                           else "the eight sets are not here, so the MedMNIST fallback is used ("
+                           + ", ".join(benchmark.meta["members"]) + ")") + f", at {image_px} pixels")
 print(f"{len(benchmark)} images, {len(benchmark.class_names)} codes, {modalities} modalities, {regions} regions")
 
 # %% [markdown]
-# The archive holds {glue:text}`n_images` images in {glue:text}`n_classes` codes, over
+# In this build {glue:text}`source_note`. The archive holds {glue:text}`n_images` images in
+# {glue:text}`n_classes` codes, over
 # {glue:text}`n_modalities` modalities and {glue:text}`n_regions` body regions. Sets whose split is
 # ours, and may leak patients: {glue:text}`leaky_sets`.
 
@@ -125,8 +134,8 @@ show_figure(plots.counts_bar(table), "class_counts", out_dir)
 # %% [markdown]
 # ```{glue:figure} class_counts
 # :name: fig-class-counts
-# Images per code, coloured by modality. The classes are far from balanced (moderate dementia has
-# 15 images, normal knees nearly a thousand), as IRMA's were: paper 003 notes that a third of the
+# Images per code, coloured by modality. The classes are far from balanced (in the eight sets,
+# moderate dementia has 15 images, normal knees nearly a thousand), as IRMA's were: paper 003 notes that a third of the
 # IRMA 2009 classes have fewer than ten training images.
 # ```
 
@@ -149,12 +158,13 @@ show_figure(plots.class_examples(benchmark, settings["examples_per_class"], seed
 # %% [markdown]
 # ```{glue:figure} examples
 # :name: fig-examples
-# Random training and test images of every code, at the benchmark's 128 x 128 pixels.
+# Random training and test images of every code, at this build's {glue:text}`image_px` pixels.
 # ```
 #
-# All images went through the same conversion: grey, centre-padded with black to a square (so the
-# aspect ratio is kept), then area-averaged down to 128 pixels. `cbmir_tf.data.benchmark.prepare`
-# repeats it on a user's own download of the original folders.
+# All images of the eight sets went through the same conversion: grey, centre-padded with black to a
+# square (so the aspect ratio is kept), then area-averaged down to 128 pixels.
+# `cbmir_tf.data.benchmark.prepare` repeats it on a user's own download of the original folders. The
+# MedMNIST fallback comes already square and grey at the size the profile asks for.
 #
 # ## Scoring a wrong code: the IRMA hierarchical error
 #
@@ -164,14 +174,18 @@ show_figure(plots.class_examples(benchmark, settings["examples_per_class"], seed
 # forgiven more than one among two), and everything after the first mistake counts as wrong too; a
 # `*` ("don't know") costs half. Normalised so that a completely wrong image costs 1 (the `"image"`
 # normalisation), the sum over a test set is the figure that papers 000 and 003 report. Here it is on
-# real codes of the ImageCLEFmed 2009 training list, when that list is in the data folder.
+# real codes of the ImageCLEFmed 2009 training list (`irma-codes/` in the data registry).
 
 # %% tags=["hide-input"]
-from cbmir_tf.config import data_dir as resolve_data_dir
+from cbmir_tf.data.registry import fetch
 from cbmir_tf.irma import CodeHierarchy, hierarchical_error, read_irma_codes
 
-codes_file = resolve_data_dir(data_dir) / "irma-codes" / "ImageCLEFmed2009_train_codes.02.csv"
-if codes_file.exists():
+CODES_NAME = "irma-codes/ImageCLEFmed2009_train_codes.02.csv"
+try:
+    codes_file = fetch(CODES_NAME, data_dir)
+except FileNotFoundError as error:  # offline, or downloads off
+    codes_file, codes_error = None, str(error)
+if codes_file is not None:
     irma_train = read_irma_codes(codes_file)
     hierarchy = CodeHierarchy.from_codes(irma_train["irma_code"])
     true = "1121-120-466-700"
@@ -184,7 +198,7 @@ if codes_file.exists():
          for case, pred in examples.items()]).set_index("case")
     print(f"{len(irma_train):,} training codes, {irma_train['irma_code'].nunique()} distinct; true code {true}")
 else:
-    irma_examples = pd.DataFrame({"note": [f"{codes_file} not found: the IRMA code lists are not downloadable"]})
+    irma_examples = pd.DataFrame({"note": [f"{CODES_NAME} is not available here: {codes_error}"]})
 show_table(irma_examples, "irma_error_examples", out_dir)
 
 # %% [markdown]

@@ -35,9 +35,11 @@
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | paper
-data_dir = None  # None: $CBMIR_DATA_DIR, else ~/.cache/cbmir_tf/data (downloads)
+data_dir = None  # None: $CBMIR_DATA_DIR, else the data registry's cache and downloads (`cbmir-data list`)
 seed = 0
 out_dir = "outputs/02_hog_retrieval"
+source_repository = "https://github.com/cbmir-tf/cbmir-tf"  # repository.url of _config.yml
+source_commit = "main"  # the book build injects the commit it ran on (git rev-parse HEAD)
 
 # %% tags=["hide-cell"]
 import importlib.util
@@ -46,7 +48,7 @@ import sys
 
 if importlib.util.find_spec("cbmir_tf") is None:  # e.g. on Colab
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "git+https://github.com/cbmir-tf/cbmir-tf"], check=True)
+                    f"git+{source_repository}@{source_commit}"], check=True)
 
 # %% tags=["hide-input"]
 import platform
@@ -57,7 +59,7 @@ import numpy as np
 import pandas as pd
 
 from cbmir_tf import plots
-from cbmir_tf.data.benchmark import load_benchmark
+from cbmir_tf.data.benchmark import describe_source, load_benchmark, source_label
 from cbmir_tf.data.dataset import validation_split
 from cbmir_tf.evaluation import first_hit_error, retrieval_report, search_database, time_per_query
 from cbmir_tf.features.hog import PAPER_GRID, HOGDescriptor
@@ -80,7 +82,9 @@ settings
 # does too.
 
 # %%
-benchmark = load_benchmark(data_dir)
+benchmark = load_benchmark(data_dir, profile=profile)
+source_note = describe_source(benchmark)
+glue_value("source_note", source_note)
 sweep_set = validation_split(
     benchmark.stratified_sample(settings["max_per_class"], seed) if settings["max_per_class"] else benchmark,
     settings["val_fraction"], seed)
@@ -90,6 +94,7 @@ archive, queries = sweep_set.take_split("train"), sweep_set.take_split("val")
 write_provenance(out_dir, {"profile": profile, "seed": seed, **settings}, benchmark)
 print(f"sweep: {len(archive)} archive images, {len(queries)} validation queries")
 print(f"test:  {(test_set.split == 'train').sum()} archive images, {(test_set.split == 'test').sum()} test queries")
+print(f"data: {source_note}")
 
 
 # %% [markdown]
@@ -98,8 +103,8 @@ print(f"test:  {(test_set.split == 'train').sum()} archive images, {(test_set.sp
 # The paper first fixed 9 orientation bins and compared six combinations of cell size, block size and
 # block stride on its 256-pixel images, blocks being 2 x 2 cells that either overlap (stride = one
 # cell) or tile the image (stride = one block). We read the six as cells of 16, 32 and 64 pixels,
-# each with both strides, and also resize our 128-pixel images to 256 so that the sizes mean the same
-# as in the paper. Relevance here is "both": the hit must share the query's modality and region.
+# each with both strides, and also resize our images to 256 pixels so that the sizes mean the same
+# as in the paper (this build's data: {glue:text}`source_note`). Relevance here is "both": the hit must share the query's modality and region.
 
 # %%
 def sweep(configs):
@@ -219,7 +224,7 @@ show_figure(plots.precision_curves(curves, "HOG on the test split"), "fig9_hog_t
 # %%
 PAPER_TABLE_III_HOG = {"region": 0.8249, "modality": 0.9121, "both": 0.8146}
 table_iii = pd.DataFrame({
-    "ours (open benchmark)": test_report.loc[["region", "modality", "both"], "mAP"],
+    source_label(benchmark): test_report.loc[["region", "modality", "both"], "mAP"],
     "paper 002 (private radiology set)": pd.Series(PAPER_TABLE_III_HOG),
 })
 table_iii.index.name = "mAP, relevance"
@@ -281,7 +286,8 @@ glue_value("query_ms", f"{timing['median_ms']:.1f}")
 
 # %%
 rng = np.random.default_rng(seed)
-codes = rng.choice(np.unique(test_queries.codes), settings["n_example_queries"], replace=False)
+all_codes = np.unique(test_queries.codes)
+codes = rng.choice(all_codes, min(settings["n_example_queries"], len(all_codes)), replace=False)
 picks = np.array([rng.choice(np.flatnonzero(test_queries.codes == c)) for c in codes])
 top5 = hits[picks, :5]
 fig = plots.query_strips(test_queries.images[picks], test_queries.codes[picks],
@@ -300,8 +306,8 @@ show_figure(fig, "appendix_examples", out_dir)
 # benchmark, in tens of milliseconds per query on a CPU; as explained above, that part of the
 # benchmark is easy. Its edge histograms see the finding less well: the exact-code precision is well
 # below the region and modality precision, which is what the learned descriptors of the later
-# chapters are for. The parameter choice need not transfer from the paper: on our images, which
-# start at 128 pixels, the best layout was {glue:text}`best_layout` with {glue:text}`best_bins` bins,
+# chapters are for. The parameter choice need not transfer from the paper: on our images
+# ({glue:text}`source_note`), the best layout was {glue:text}`best_layout` with {glue:text}`best_bins` bins,
 # against the paper's cell 64, block 128, stride 64 and 15 bins.
 
 # %% tags=["hide-input"]

@@ -39,9 +39,11 @@
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | paper
-data_dir = None  # None: $CBMIR_DATA_DIR, else ~/.cache/cbmir_tf/data (downloads)
+data_dir = None  # None: $CBMIR_DATA_DIR, else the data registry's cache and downloads (`cbmir-data list`)
 seed = 0
 out_dir = "outputs/04_paper003_cnnc_rbc"
+source_repository = "https://github.com/cbmir-tf/cbmir-tf"  # repository.url of _config.yml
+source_commit = "main"  # the book build injects the commit it ran on (git rev-parse HEAD)
 
 # %% tags=["hide-cell"]
 import importlib.util
@@ -50,7 +52,7 @@ import sys
 
 if importlib.util.find_spec("cbmir_tf") is None:  # e.g. on Colab
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "git+https://github.com/cbmir-tf/cbmir-tf"], check=True)
+                    f"git+{source_repository}@{source_commit}"], check=True)
 
 # %% tags=["hide-input"]
 import os
@@ -64,7 +66,7 @@ import pandas as pd
 
 from cbmir_tf import plots
 from cbmir_tf.cnnc_rbc import CNNCRBCSearch
-from cbmir_tf.data.benchmark import load_benchmark
+from cbmir_tf.data.benchmark import describe_source, load_benchmark
 from cbmir_tf.data.dataset import validation_split
 from cbmir_tf.evaluation import first_hit_error, retrieval_report, time_per_query
 from cbmir_tf.features.cnn_code import CNNCode
@@ -88,16 +90,19 @@ settings
 # and the archive that is searched, and every test image is a query. A stratified 20 % of the
 # training split is held out during training only, to watch the validation loss (and, under the
 # `cpu` profile, to stop early); it stays in the archive. Under `smoke` and `cpu`, at most
-# `max_per_class` images per code and split are used (see the settings above).
+# `max_per_class` images per code and split are used (see the settings above). This build's data:
+# {glue:text}`source_note`.
 
 # %%
-benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed)
+benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed, profile=profile)
 dev = validation_split(benchmark.take_split("train"), settings["val_fraction"], seed)
 fit_set, val_set = dev.take_split("train"), dev.take_split("val")
 archive, queries = benchmark.take_split("train"), benchmark.take_split("test")
 write_provenance(out_dir, {"profile": profile, "seed": seed, **settings}, benchmark)
+source_note = describe_source(benchmark)
+glue_value("source_note", source_note)
 print(f"{len(benchmark.class_names)} codes; training {len(fit_set)} + validation {len(val_set)} images; "
-      f"archive {len(archive)}, test queries {len(queries)}")
+      f"archive {len(archive)}, test queries {len(queries)}; data: {source_note}")
 
 # %% [markdown]
 # ## The network (Table 1 of the paper)
@@ -291,7 +296,8 @@ show_table(retrieval_report(queries.codes, archive.codes, hits[main], k_max=sett
 
 # %%
 rng = np.random.default_rng(seed)
-codes = rng.choice(np.unique(queries.codes), settings["n_example_queries"], replace=False)
+all_codes = np.unique(queries.codes)
+codes = rng.choice(all_codes, min(settings["n_example_queries"], len(all_codes)), replace=False)
 picks = np.array([rng.choice(np.flatnonzero(queries.codes == c)) for c in codes])
 top = hits[main][picks, :6]
 fig = plots.query_strips(queries.images[picks], queries.codes[picks], archive.images[top], archive.codes[top])
@@ -311,12 +317,15 @@ show_figure(fig, "fig4_examples", out_dir)
 # cross-correlation instead (`skimage.feature.match_template`: the ROI and each window are
 # mean-subtracted and divided by their norms), which does not favour bright regions and scores in
 # [-1, 1]; `match_roi(..., method="xcorr")` gives the paper's plain version. No user draws here: the
-# ROI is the central quarter of each query image (a 64 x 64 box on our 128-pixel images).
+# ROI is the central quarter of each query image (a {glue:text}`roi_side` box on this build's
+# {glue:text}`image_side` images).
 
 # %%
 roi_picks = picks[:settings["n_roi_examples"]]
 side = queries.images.shape[1] // 2
 roi_box = (side // 2, side // 2, side, side)  # (x, y, w, h): the central quarter
+glue_value("roi_side", f"{side} x {side}")
+glue_value("image_side", f"{queries.images.shape[1]}-pixel")
 matches = [match_roi(queries.images[q], roi_box, archive.images[hits[main][q, :5]]) for q in roi_picks]
 pd.DataFrame([scores for _, scores in matches], index=queries.codes[roi_picks],
              columns=[f"hit {j + 1}" for j in range(5)]).round(3)

@@ -28,7 +28,7 @@
 # copy is supplied through `irma_dir` the chapter loads it with
 # `cbmir_tf.data.irma_images.load_irma_2009` and uses the paper's five groups of the IRMA
 # anatomical axis instead. Our regions are not X-ray only: each one mixes or is made of
-# different modalities (brain: MRI and CT; chest: X-ray and CT; abdomen: CT; knee: X-ray;
+# different modalities (in the eight sets of the benchmark, brain: MRI and CT; chest: X-ray and CT; abdomen: CT; knee: X-ray;
 # breast: ultrasound), so modality helps to tell them apart. Every table names the dataset of
 # each number; the paper's numbers are for orientation only.
 #
@@ -44,9 +44,11 @@
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | paper
-data_dir = None  # None: $CBMIR_DATA_DIR, else ~/.cache/cbmir_tf/data (downloads)
+data_dir = None  # None: $CBMIR_DATA_DIR, else the data registry's cache and downloads (`cbmir-data list`)
 seed = 0
 out_dir = "outputs/05_paper004_vgg_configs"
+source_repository = "https://github.com/cbmir-tf/cbmir-tf"  # repository.url of _config.yml
+source_commit = "main"  # the book build injects the commit it ran on (git rev-parse HEAD)
 irma_dir = None  # a folder of ImageCLEFmed 2009 images: use IRMA instead of the open benchmark
 
 # %% tags=["hide-cell"]
@@ -56,7 +58,7 @@ import sys
 
 if importlib.util.find_spec("cbmir_tf") is None:  # e.g. on Colab
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "git+https://github.com/cbmir-tf/cbmir-tf"], check=True)
+                    f"git+{source_repository}@{source_commit}"], check=True)
 
 # %% tags=["hide-input"]
 import dataclasses
@@ -71,7 +73,7 @@ import pandas as pd
 import tensorflow as tf
 
 from cbmir_tf import plots
-from cbmir_tf.data.benchmark import load_benchmark
+from cbmir_tf.data.benchmark import describe_source, load_benchmark
 from cbmir_tf.data.dataset import validation_split
 from cbmir_tf.data.irma_images import load_irma_2009
 from cbmir_tf.data.preprocess import clahe, rescale_to_uint8, resize
@@ -97,13 +99,14 @@ settings
 # (`anatomy_labels` does this, and maps IRMA codes to the paper's five groups). The benchmark's
 # own train/test split is kept; as in the paper, 10 % of each class of the training split is set
 # aside as the validation set that decides when training stops. Under the `smoke` and `cpu`
-# profiles each region is cut to `max_per_class` images per split.
+# profiles each region is cut to `max_per_class` images per split. This build's data:
+# {glue:text}`source_note`.
 
 # %%
 if irma_dir:
     raw = load_irma_2009(irma_dir, split="all", size=settings["image_size"])
 else:
-    raw = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed)
+    raw = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed, profile=profile)
 labels, region_names = anatomy_labels(raw.codes)
 dataset = dataclasses.replace(raw.subset(labels >= 0), labels=labels[labels >= 0], class_names=region_names)
 if settings["max_per_class"]:
@@ -111,6 +114,13 @@ if settings["max_per_class"]:
 dataset = validation_split(dataset, settings["val_fraction"], seed)
 dataset_name = "IRMA 2009 radiographs" if irma_dir else "open benchmark regions"
 glue_value("dataset_name", dataset_name)
+glue_value("n_regions", len(region_names))
+if irma_dir:
+    source_note = f"IRMA 2009 radiographs from {irma_dir}"
+else:
+    source_note = describe_source(raw)
+glue_value("source_note", f"{source_note}, {len(region_names)} regions")
+print(f"data: {source_note}, {len(region_names)} regions")
 write_provenance(out_dir, {"profile": profile, "seed": seed, "irma_dir": irma_dir, **settings}, raw)
 counts = dataset.summary()
 counts.insert(0, "codes", [", ".join(sorted({c for c, l in zip(dataset.codes, dataset.labels) if l == i}))
@@ -307,7 +317,7 @@ glue_value("best_handcrafted_accuracy", f"{handcrafted[best_handcrafted]['accura
 # ```{glue:figure} table4_accuracy
 # :name: tab-vgg-table4
 # Table 4 of the paper beside ours: test accuracy of the hand-crafted features and of networks A-G.
-# Ours classify the regions of the open benchmark (five classes, several modalities), the paper's
+# Ours classify the regions of the open benchmark ({glue:text}`n_regions` classes), the paper's
 # IRMA radiographs; the numbers are not comparable across the two columns. Our best network is
 # {glue:text}`best_config` with {glue:text}`best_accuracy` %; our best hand-crafted feature is the
 # {glue:text}`best_handcrafted` ({glue:text}`best_handcrafted_accuracy` %). The paper's best is C with

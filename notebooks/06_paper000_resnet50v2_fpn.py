@@ -22,8 +22,8 @@
 # off, pooled features against the softmax output), Table 6 (training and query time), Fig. 6
 # (precision-recall curves) and Fig. 7 (a good and a poor query).
 #
-# **Data:** the open multi-axis benchmark (28 codes `MOD-region-finding`, 128 x 128 grey), not
-# IRMA 2007 (116 codes, 11,000 + 1,000 radiographs), which is not redistributable. The paper's
+# **Data:** the open multi-axis benchmark (codes `MOD-region-finding`, grey images: 28 codes at
+# 128 x 128 on its eight sets, fewer and smaller on its MedMNIST fallback), not IRMA 2007 (116 codes, 11,000 + 1,000 radiographs), which is not redistributable. The paper's
 # numbers are printed beside ours with the dataset named; they cannot be compared directly.
 #
 # ## Overview
@@ -43,9 +43,11 @@
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | paper
-data_dir = None  # None: $CBMIR_DATA_DIR, else ~/.cache/cbmir_tf/data (downloads)
+data_dir = None  # None: $CBMIR_DATA_DIR, else the data registry's cache and downloads (`cbmir-data list`)
 seed = 0
 out_dir = "outputs/06_paper000_resnet50v2_fpn"
+source_repository = "https://github.com/cbmir-tf/cbmir-tf"  # repository.url of _config.yml
+source_commit = "main"  # the book build injects the commit it ran on (git rev-parse HEAD)
 
 # %% tags=["hide-cell"]
 import importlib.util
@@ -54,7 +56,7 @@ import sys
 
 if importlib.util.find_spec("cbmir_tf") is None:  # e.g. on Colab
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "git+https://github.com/cbmir-tf/cbmir-tf"], check=True)
+                    f"git+{source_repository}@{source_commit}"], check=True)
 
 # %% tags=["hide-input"]
 import os
@@ -69,7 +71,7 @@ import pandas as pd
 
 from cbmir_tf import plots
 from cbmir_tf.data.balance import balance_classes
-from cbmir_tf.data.benchmark import load_benchmark
+from cbmir_tf.data.benchmark import describe_source, load_benchmark
 from cbmir_tf.data.dataset import validation_split
 from cbmir_tf.evaluation import first_hit_error, search_database, time_per_query
 from cbmir_tf.irma import CodeHierarchy
@@ -102,10 +104,14 @@ settings
 # (rotating, shearing and scaling the real images of small classes, sampling large classes down)
 # and queries with the test images. We do the same on the benchmark: a stratified 20 % of the
 # training split validates the early stopping, the rest is balanced for training, the whole
-# training split is the retrieval archive, and every test image is a query.
+# training split is the retrieval archive, and every test image is a query. This build's data:
+# {glue:text}`source_note`.
 
 # %%
-benchmark = load_benchmark(data_dir)
+benchmark = load_benchmark(data_dir, profile=profile)
+source_note = describe_source(benchmark)
+glue_value("source_note", f"{source_note}, {len(benchmark.class_names)} codes")
+glue_value("n_codes", len(benchmark.class_names))
 data = benchmark.stratified_sample(settings["max_per_class"], seed) if settings["max_per_class"] else benchmark
 data = validation_split(data, settings["val_fraction"], seed)
 fit_set, val_set = data.take_split("train"), data.take_split("val")
@@ -114,6 +120,7 @@ x_bal, y_bal, sources = balance_classes(fit_set.images, fit_set.labels, settings
 write_provenance(out_dir, {"profile": profile, "seed": seed, **settings}, benchmark)
 print(f"balanced training set: {len(x_bal)} images ({settings['balance_per_class']} per code) from {len(fit_set)}; "
       f"validation {len(val_set)}; archive {len(archive)}; queries {len(queries)}")
+print(f"data: {source_note}, {len(benchmark.class_names)} codes")
 
 # %% tags=["hide-input"]
 pick = np.random.default_rng(seed).choice(len(x_bal), 8, replace=False)
@@ -298,8 +305,8 @@ show_table(table4, "table4_map_distances", out_dir)
 #
 # Two kinds of "levels off": restricting the descriptor of the trained FPN to some of its level
 # vectors (same weights, no retraining), and FPNs trained with fewer levels in the vector (when
-# the profile lists them). The last rows use each network's softmax output, a 28-value vector of
-# class probabilities, as the descriptor instead of the pooled features.
+# the profile lists them). The last rows use each network's softmax output, a vector of
+# {glue:text}`n_codes` class probabilities, as the descriptor instead of the pooled features.
 
 # %%
 full = results["resnet50v2_fpn"]

@@ -2,7 +2,7 @@
 # jupyter:
 #   cbmir:
 #     requires:
-#     - lung-pet-ct-dx-sample/annotations_index.csv
+#     - lung-pet-ct-dx-sample
 #     - lidc-xml-sample
 #     - lung-ct-iq-oth-nccd/iq_oth_nccd_lung_ct_128.npz
 #   jupytext:
@@ -54,9 +54,11 @@
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | paper
-data_dir = None  # None: $CBMIR_DATA_DIR, else ~/.cache/cbmir_tf/data
+data_dir = None  # None: $CBMIR_DATA_DIR, else the data registry's cache and downloads (`cbmir-data list`)
 seed = 0
 out_dir = "outputs/07_paper001_inresnet_hashing"
+source_repository = "https://github.com/cbmir-tf/cbmir-tf"  # repository.url of _config.yml
+source_commit = "main"  # the book build injects the commit it ran on (git rev-parse HEAD)
 
 # %% tags=["hide-cell"]
 import importlib.util
@@ -65,7 +67,7 @@ import sys
 
 if importlib.util.find_spec("cbmir_tf") is None:  # e.g. on Colab
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "git+https://github.com/cbmir-tf/cbmir-tf"], check=True)
+                    f"git+{source_repository}@{source_commit}"], check=True)
 
 # %% tags=["hide-input"]
 import os
@@ -80,7 +82,6 @@ import pandas as pd
 
 from cbmir_tf import plots
 from cbmir_tf.coarse_to_fine import CoarseToFineSearch, class_filtered_ranking
-from cbmir_tf.config import data_dir as resolve_data_dir
 from cbmir_tf.data.benchmark import load_member
 from cbmir_tf.data.dataset import stratified_split
 from cbmir_tf.data.lidc import TABLE2_CLASSES, cluster_nodules, lesion_table, nodule_table, parse_lidc_xml
@@ -88,6 +89,7 @@ from cbmir_tf.data.lung import (LUNG_THRESHOLD_HU, apply_mask, clean_lung_mask, 
                                 lung_mask_steps, mask_images, otsu_threshold, segmentation_pairs,
                                 threshold_lung_mask, window_hu)
 from cbmir_tf.data.preprocess import resize_batch
+from cbmir_tf.data.registry import fetch_folder
 from cbmir_tf.evaluation import search_database, time_per_query
 from cbmir_tf.metrics import average_precision, mean_precision_at_k, precision_recall_curve, relevance_matrix
 from cbmir_tf.models import inres_net, unet
@@ -228,7 +230,7 @@ show_figure(plots.image_grid(panel_images, titles, ncols=len(rows), size=1.6, ti
 
 # %%
 ASSUMED_SPACING_MM = 0.7
-xml_files = sorted((resolve_data_dir(data_dir) / "lidc-xml-sample").glob("*.xml"))
+xml_files = sorted(fetch_folder("lidc-xml-sample", data_dir).glob("*.xml"))
 readings = [parse_lidc_xml(path) for path in xml_files]
 marks = pd.concat([cluster_nodules(nodule_table(r, ASSUMED_SPACING_MM), ASSUMED_SPACING_MM).assign(file=Path(r.path).name)
                    for r in readings], ignore_index=True)

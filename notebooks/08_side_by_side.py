@@ -42,10 +42,12 @@
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | paper
-data_dir = None  # None: $CBMIR_DATA_DIR, else ~/.cache/cbmir_tf/data (downloads)
+data_dir = None  # None: $CBMIR_DATA_DIR, else the data registry's cache and downloads (`cbmir-data list`)
 irma_root = None  # folder of the ImageCLEFmed 2009 images, to run the same comparison on IRMA too
 seed = 0
 out_dir = "outputs/08_side_by_side"
+source_repository = "https://github.com/cbmir-tf/cbmir-tf"  # repository.url of _config.yml
+source_commit = "main"  # the book build injects the commit it ran on (git rev-parse HEAD)
 
 # %% tags=["hide-cell"]
 import importlib.util
@@ -54,7 +56,7 @@ import sys
 
 if importlib.util.find_spec("cbmir_tf") is None:  # e.g. on Colab
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "git+https://github.com/cbmir-tf/cbmir-tf"], check=True)
+                    f"git+{source_repository}@{source_commit}"], check=True)
 
 # %% tags=["hide-input"]
 import os
@@ -67,7 +69,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-from cbmir_tf.data.benchmark import load_benchmark
+from cbmir_tf.data.benchmark import describe_source, load_benchmark
 from cbmir_tf.data.irma_images import load_irma_2009
 from cbmir_tf.evaluation import first_hit_error, metrics_table, time_per_query
 from cbmir_tf.features.bovw import BoVWDescriptor
@@ -93,12 +95,16 @@ settings
 # learn from the archive only, each holding out part of it for early stopping where its chapter
 # does; the test queries are seen only at search time. All networks are trained on the benchmark's
 # codes, so paper 004's network learns codes here rather than the paper's five anatomical groups.
+# This build's data: {glue:text}`source_note`.
 
 # %%
-benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed)
+benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed, profile=profile)
 archive, queries = benchmark.take_split("train"), benchmark.take_split("test")
 write_provenance(out_dir, {"profile": profile, "seed": seed, **settings}, benchmark)
-print(f"archive {len(archive)} images, {len(queries)} test queries, {len(benchmark.class_names)} codes")
+source_note = describe_source(benchmark)
+glue_value("source_note", source_note)
+print(f"archive {len(archive)} images, {len(queries)} test queries, {len(benchmark.class_names)} codes; "
+      f"data: {source_note}")
 
 
 # %% [markdown]

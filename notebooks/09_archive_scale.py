@@ -13,8 +13,8 @@
 # %% [markdown]
 # # Retrieval at archive scale
 #
-# **The question:** the open benchmark's archive holds about ten thousand images, a hospital's
-# picture archive millions. How do the time of one query and the quality of its answer change as the
+# **The question:** the open benchmark's archive holds about ten thousand images (on its eight sets),
+# a hospital's picture archive millions. How do the time of one query and the quality of its answer change as the
 # archive grows, and which index keeps up: an exhaustive scan, or an approximate index?
 #
 # **Measured here:** for two real descriptors of the benchmark images, at archive sizes from the real
@@ -36,9 +36,11 @@
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | paper
-data_dir = None  # None: $CBMIR_DATA_DIR, else ~/.cache/cbmir_tf/data (downloads)
+data_dir = None  # None: $CBMIR_DATA_DIR, else the data registry's cache and downloads (`cbmir-data list`)
 seed = 0
 out_dir = "outputs/09_archive_scale"
+source_repository = "https://github.com/cbmir-tf/cbmir-tf"  # repository.url of _config.yml
+source_commit = "main"  # the book build injects the commit it ran on (git rev-parse HEAD)
 
 # %% tags=["hide-cell"]
 import importlib.util
@@ -47,7 +49,7 @@ import sys
 
 if importlib.util.find_spec("cbmir_tf") is None:  # e.g. on Colab
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "git+https://github.com/cbmir-tf/cbmir-tf"], check=True)
+                    f"git+{source_repository}@{source_commit}"], check=True)
 
 # %% tags=["hide-input"]
 import os
@@ -62,7 +64,7 @@ import pandas as pd
 from matplotlib.ticker import NullFormatter
 
 from cbmir_tf import scale
-from cbmir_tf.data.benchmark import load_benchmark
+from cbmir_tf.data.benchmark import describe_source, load_benchmark
 from cbmir_tf.data.io import atomic_write
 from cbmir_tf.index import Index
 from cbmir_tf.profiles import get_profile
@@ -101,16 +103,21 @@ settings
 
 # %% [markdown]
 # ## Data: the real archive and its replicas
+#
+# This build's images: {glue:text}`source_note`, resized by each descriptor to its own input size.
 
 # %%
-benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed)
+benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed, profile=profile)
 archive, tests = benchmark.take_split("train"), benchmark.take_split("test")
 picks = np.sort(np.random.default_rng(seed).choice(len(tests), min(settings["n_queries"], len(tests)),
                                                     replace=False))
 database, queries = scale.real_features(archive.images), scale.real_features(tests.images[picks])
 sizes = sorted({len(archive), *settings["sizes"]})
 write_provenance(out_dir, {"profile": profile, "seed": seed, **settings, "sizes": sizes}, benchmark)
+source_note = describe_source(benchmark)
+glue_value("source_note", source_note)
 print(f"real archive: {len(archive)} images; queries: {len(picks)} test images; sizes: {sizes}")
+print(f"data: {source_note}")
 
 # %% [markdown]
 # ```{admonition} Beyond the real archive, the vectors are replicas

@@ -19,17 +19,18 @@ def net():
 
 
 @pytest.fixture(scope="module")
-def archive(small_benchmark):
-    return small_benchmark.take_split("train").images[::3][:60]
+def archive(fallback_benchmark):
+    """60 real training images, 15 of each code (28 px MedMNIST)."""
+    return fallback_benchmark.take_split("train").stratified_sample(15, seed=0).images
 
 
-def test_cnnc_is_1000_bits_deterministic_and_binarised_at_zero(net, kidney_images):
+def test_cnnc_is_1000_bits_deterministic_and_binarised_at_zero(net, ct_slices):
     cnnc = CNNCode(net).fit()
-    codes = cnnc.transform(kidney_images[:6])
+    codes = cnnc.transform(ct_slices[:6])
     assert codes.shape == (6, 1000) and codes.dtype == bool and cnnc.metric == "hamming"
-    np.testing.assert_array_equal(codes, CNNCode(net, batch_size=4).fit().transform(kidney_images[:6]))
+    np.testing.assert_array_equal(codes, CNNCode(net, batch_size=4).fit().transform(ct_slices[:6]))
     raw = CNNCode(net, binary=False).fit()
-    activations = raw.transform(kidney_images[:6])
+    activations = raw.transform(ct_slices[:6])
     assert activations.dtype == np.float32 and raw.metric == "l2"
     np.testing.assert_array_equal(codes, activations > 0)
 
@@ -45,7 +46,7 @@ def test_cnnc_hamming_ranking_matches_brute_force(net, archive):
 
 
 def test_rerank_permutes_the_top50_by_barcode_distance(net, archive, small_benchmark):
-    queries = small_benchmark.take_split("test").images[:3]
+    queries = small_benchmark.take_split("test").images[::10][:3]
     rbc = RadonBarcode(image_size=96).fit()  # a smaller barcode: the re-ranking logic is the same
     paper = CNNCRBCSearch(CNNCode(net), rbc, n_candidates=50, k=10).add(archive)
     _, candidates = paper.candidates(queries)

@@ -1,4 +1,4 @@
-"""Coarse-to-fine search equals a brute-force FC1 search restricted to the Hamming pool (real CT vectors)."""
+"""Coarse-to-fine search equals a brute-force FC1 search restricted to the Hamming pool (real vectors)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from cbmir_tf.data.preprocess import resize_batch
 
 
 @pytest.fixture(scope="module")
-def vectors(data_dir):
-    """Real lung CT slices as 256-d vectors and 16-bit random-projection codes of them."""
-    with np.load(data_dir / "lung-ct-iq-oth-nccd" / "iq_oth_nccd_lung_ct_128.npz") as npz:
-        images = npz["images"][::8][:120]
+def vectors(fallback_benchmark):
+    """120 real images (MedMNIST chest radiographs and breast ultrasound) as 256-d vectors and
+    16-bit random-projection codes of them."""
+    images = fallback_benchmark.images[::55][:120]
     feats = resize_batch(images, 16).reshape(len(images), -1).astype(np.float32) / 255.0
     rng = np.random.default_rng(0)
     codes = (feats - feats.mean(0)) @ rng.normal(size=(256, 16)) > 0

@@ -20,8 +20,8 @@ def test_retrieval_report_by_hand():
     np.testing.assert_allclose(report.loc["both", "mAP"], ((1 + 1 + 2 / 3) + (0 + 0.5 + 1 / 3)) / 6)
 
 
-def test_first_hit_error_is_zero_for_self_retrieval(kidney_images):
-    vectors = kidney_images.reshape(len(kidney_images), -1)[:, ::37].astype(np.float32)
+def test_first_hit_error_is_zero_for_self_retrieval(ct_slices):
+    vectors = ct_slices.reshape(len(ct_slices), -1)[:, ::37].astype(np.float32)
     codes = np.array(["CT-abdomen-kidney_cyst", "CT-abdomen-kidney_stone"] * 32)
     _, hits = search_database(vectors, vectors, "l2", 1)
     result = first_hit_error(codes, codes, hits)

@@ -1,4 +1,4 @@
-"""Tests for cbmir_tf.index on features of 64 real kidney CT slices, checked against SciPy brute force."""
+"""Tests for cbmir_tf.index on features of 64 real chest CT slices, checked against SciPy brute force."""
 
 from __future__ import annotations
 
@@ -19,12 +19,10 @@ N = 64
 
 
 @pytest.fixture(scope="module")
-def images() -> np.ndarray:
-    path = Path(os.environ.get("CBMIR_DATA_DIR", "/work/shared/data")) / "kidney-ct" / "kidney_ct_128.npz"
-    if not path.is_file():
-        pytest.fail(f"missing {path}: set CBMIR_DATA_DIR to the folder holding kidney-ct/kidney_ct_128.npz")
-    with np.load(path) as f:
-        return f["images"][:N]
+def images(ct_slices) -> np.ndarray:
+    """The 64 slices of the real chest CT series (lung window, 128 px), see conftest."""
+    assert ct_slices.shape == (N, 128, 128)
+    return ct_slices
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +30,7 @@ def feats(images) -> dict[str, np.ndarray]:
     """16x16 block means in [0, 1] (float32, (64, 256)), 8x8 ones (float32, (64, 64)) and their bits.
 
     Each bit thresholds one block at its median over the 64 slices. (Thresholding at each
-    image's own median gives only 34 distinct codes: the slices share one body outline.)
+    image's own median gives only 56 distinct codes: the slices share one body outline.)
     """
     x = images.astype(np.float32) / 255.0
     f16 = x.reshape(N, 16, 8, 16, 8).mean(axis=(2, 4)).reshape(N, -1)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from cbmir_tf.data.registry import fetch
 from cbmir_tf.irma import (
     CodeHierarchy,
     code_axes,
@@ -26,10 +26,8 @@ TEST = "ImageCLEFmed2009_test_codes.03.csv"
 
 
 def _code_file(name: str) -> Path:
-    path = Path(os.environ.get("CBMIR_DATA_DIR", "/work/shared/data")) / "irma-codes" / name
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: set CBMIR_DATA_DIR to the folder with irma-codes/.")
-    return path
+    """The published code list, through the data registry."""
+    return fetch(f"irma-codes/{name}")
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from cbmir_tf.data.registry import fetch
 from cbmir_tf.irma import CodeHierarchy, read_irma_codes
 from cbmir_tf.metrics import (
     average_precision,
@@ -120,10 +118,7 @@ def test_classification_report_hand_example():
 
 
 def test_retrieval_irma_error_real_hierarchy():
-    data_dir = Path(os.environ.get("CBMIR_DATA_DIR", "/work/shared/data"))
-    path = data_dir / "irma-codes" / "ImageCLEFmed2009_train_codes.02.csv"
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: set CBMIR_DATA_DIR to the folder with irma-codes/.")
+    path = fetch("irma-codes/ImageCLEFmed2009_train_codes.02.csv")
     hierarchy = CodeHierarchy.from_codes(read_irma_codes(path)["irma_code"])
     queries = ["1121-120-466-700", "1121-120-466-700"]
     hits = [["1121-12f-466-700", "1121-120-466-700"], ["1121-120-466-700", "1121-12f-466-700"]]

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from cbmir_tf.config import DATA_DIR_ENV, data_dir
+from cbmir_tf.data.registry import fetch
 from cbmir_tf.data.dataset import ImageDataset
 from cbmir_tf.data.io import read_image
 from cbmir_tf.data.preprocess import standardize_image
@@ -189,13 +190,9 @@ def load_irma_2009(
         if codes_file is not None:
             listing = Path(codes_file)
         else:
-            options = [root / CODE_FILES_2009[part], data_dir() / "irma-codes" / CODE_FILES_2009[part]]
-            listing = next((p for p in options if p.is_file()), options[0])
-        if not listing.is_file():
-            raise FileNotFoundError(
-                f"{listing}: IRMA code list not found; expected it in {root} or "
-                f"${DATA_DIR_ENV}/irma-codes/ (see irma-codes/README.md)."
-            )
+            listing = root / CODE_FILES_2009[part]
+            if not listing.is_file():  # the published code lists, through the data registry
+                listing = fetch(f"irma-codes/{CODE_FILES_2009[part]}")
         rows = read_codes_2009(listing)
         parts.append((part, rows, _locate(root, part, rows, listing)))
     return _build(parts, root, size, f"irma2009[{split}]", {"year": 2009, "split_arg": split})

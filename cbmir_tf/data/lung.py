@@ -38,7 +38,6 @@ import pydicom
 from scipy import ndimage
 from skimage import filters, measure, morphology, segmentation
 
-from cbmir_tf.config import DATA_DIR_ENV, data_dir
 from cbmir_tf.data.dicom import is_dicom, read_hu
 
 __all__ = ["LUNG_THRESHOLD_HU", "LUNG_WINDOW", "CTSeries", "apply_mask", "clean_lung_mask", "dice", "load_ct_series", "mask_images",
@@ -365,11 +364,10 @@ def load_lung_pet_ct_dx_sample(root: str | os.PathLike | None = None) -> CTSerie
         FileNotFoundError: If the folder is missing (naming ``CBMIR_DATA_DIR`` and the path).
         ValueError: If a box file names a SOP UID that is not in the series.
     """
-    base = data_dir(root) / SAMPLE_FOLDER
-    series_dirs = sorted(p.parent for p in base.glob("Lung_Dx-*/*/*/*.dcm")) if base.is_dir() else []
-    if not series_dirs:
-        raise FileNotFoundError(f"{base}: the Lung-PET-CT-Dx sample series was not found. Set {DATA_DIR_ENV} "
-                                f"to the folder holding '{SAMPLE_FOLDER}/' (see its README.md).")
+    from cbmir_tf.data.registry import fetch_folder
+
+    base = fetch_folder(SAMPLE_FOLDER, root)
+    series_dirs = sorted({p.parent for p in base.glob("Lung_Dx-*/*/*/*.dcm")})
     series = load_ct_series(series_dirs[0])
     slice_of = {uid: i for i, uid in enumerate(series.sop_uids)}
     boxes = []

@@ -17,11 +17,9 @@ import numpy as np
 
 from cbmir_tf.config import data_dir
 from cbmir_tf.data.dataset import ImageDataset, stratified_split
-from cbmir_tf.data.download import fetch
+from cbmir_tf.data.registry import entry, fetch
 from cbmir_tf.data.preprocess import resize
 
-MEDNIST_URL = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/MedNIST.tar.gz"
-MEDNIST_MD5 = "0bc7306e7427e00ad1c5526a6677552d"
 # class folder -> benchmark code
 MEDNIST_CODES = {
     "AbdomenCT": "CT-abdomen-unspecified",
@@ -38,10 +36,7 @@ def mednist_folder(root=None) -> Path:
     folder = data_dir(root) / "MedNIST"
     if folder.is_dir():
         return folder
-    archive = fetch(
-        "MedNIST.tar.gz", MEDNIST_URL, MEDNIST_MD5, "md5", root=root,
-        how_to_get=f"Download {MEDNIST_URL} into the data directory.",
-    )
+    archive = fetch("MedNIST.tar.gz", root)
     with tarfile.open(archive) as tar:
         tar.extractall(folder.parent, filter="data")
     return folder
@@ -84,5 +79,5 @@ def load_mednist(root=None, *, size: int = 64, max_per_class: int | None = None,
     return ImageDataset(
         np.stack(images), labels, class_names, stratified_split(labels, test_fraction, seed),
         np.asarray(sources), np.array([MEDNIST_CODES[class_names[l]] for l in labels]), name="mednist",
-        meta={"origin": MEDNIST_URL, "licence": "CC BY-SA 4.0", "patient_leakage": True},
+        meta={"origin": entry("MedNIST.tar.gz").url, "licence": "CC BY-SA 4.0", "patient_leakage": True},
     )

@@ -43,8 +43,7 @@ def build_backbone(model: str, input_size: int):
     """
     import keras
 
-    from cbmir_tf.config import data_dir
-    from cbmir_tf.data.download import ALLOW_DOWNLOAD_ENV, downloads_allowed
+    from cbmir_tf.data.registry import fetch
 
     shape = (input_size, input_size, 3)
     if model == "squeezenet":
@@ -56,17 +55,13 @@ def build_backbone(model: str, input_size: int):
     builder_name, module, filename = KERAS_MODELS[model]
     builder = getattr(keras.applications, builder_name)
     preprocess = getattr(keras.applications, module).preprocess_input
-    local = data_dir() / "weights" / filename
-    weights = str(local) if local.is_file() else "imagenet"
     try:
-        if weights == "imagenet" and not downloads_allowed():
-            raise FileNotFoundError(f"{local} not found and downloads are disabled ({ALLOW_DOWNLOAD_ENV}=0)")
+        weights = str(fetch(f"weights/{filename}"))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # MobileNet: "weights for 224 will be loaded"
             return builder(include_top=False, weights=weights, input_shape=shape), preprocess, True
-    except Exception as e:  # noqa: BLE001 - keras.utils.get_file raises a plain Exception when offline
-        warnings.warn(f"{builder_name}: ImageNet weights unavailable ({type(e).__name__}: {str(e)[:160]}). "
-                      f"Put {filename} into {local.parent} or allow downloads. Falling back to RANDOM "
+    except (FileNotFoundError, ValueError) as e:
+        warnings.warn(f"{builder_name}: ImageNet weights unavailable ({e}). Falling back to RANDOM "
                       "weights (pretrained_=False): its descriptors are not those of a pretrained network.",
                       stacklevel=3)
         return builder(include_top=False, weights=None, input_shape=shape), preprocess, False

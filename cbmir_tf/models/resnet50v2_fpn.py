@@ -80,25 +80,20 @@ def grey_stem(inputs, mode: str, name: str = "grey"):
 def backbone_model(arch: str, weights, input_shape) -> tuple[keras.Model, bool]:
     """A ``keras.applications`` backbone (no top) on ``(h, w, 3)``, and whether ImageNet weights loaded.
 
-    ``weights="imagenet"`` first looks for Keras' file under ``$CBMIR_DATA_DIR/weights/``, then
-    tries the download; when both fail (e.g. offline) it warns and falls back to random weights.
+    ``weights="imagenet"`` takes Keras' file through the data registry (data folder, cache,
+    download); when both fail (e.g. offline) it warns and falls back to random weights.
     """
-    from cbmir_tf.config import data_dir
-    from cbmir_tf.data.download import ALLOW_DOWNLOAD_ENV, downloads_allowed
+    from cbmir_tf.data.registry import fetch
 
     builder = getattr(keras.applications, arch)
     shape = (int(input_shape[0]), int(input_shape[1]), 3)
     if weights != "imagenet":
         return builder(include_top=False, weights=None, input_shape=shape), False
-    local = data_dir() / "weights" / WEIGHT_FILES[arch]
     try:
-        if not local.is_file() and not downloads_allowed():
-            raise FileNotFoundError(f"{local} not found and downloads are disabled ({ALLOW_DOWNLOAD_ENV}=0)")
-        return builder(include_top=False, weights=str(local) if local.is_file() else "imagenet",
-                       input_shape=shape), True
-    except Exception as e:  # noqa: BLE001 - keras.utils.get_file raises a plain Exception when offline
-        warnings.warn(f"{arch}: ImageNet weights unavailable ({type(e).__name__}: {str(e)[:120]}). Put "
-                      f"{WEIGHT_FILES[arch]} into {local.parent} to use them. Falling back to RANDOM weights.",
+        local = fetch(f"weights/{WEIGHT_FILES[arch]}")
+        return builder(include_top=False, weights=str(local), input_shape=shape), True
+    except (FileNotFoundError, ValueError) as e:
+        warnings.warn(f"{arch}: ImageNet weights unavailable ({e}). Falling back to RANDOM weights.",
                       stacklevel=3)
         return builder(include_top=False, weights=None, input_shape=shape), False
 

@@ -28,9 +28,6 @@ import keras
 from keras import layers
 
 WEIGHTS_FILE = "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5"
-WEIGHTS_SHA256 = "17154246284f555591549ac2c83e127abfbf4307dc4b0060fdaa2931d0fa38da"
-WEIGHTS_URL = ("https://github.com/rcmalli/keras-squeezenet/releases/download/v1.0/"
-               "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5")
 
 # (block name, squeeze filters, expand filters) of SqueezeNet v1.1; "pool" marks a max-pooling.
 FIRE_CONFIG = (("fire2", 16, 64), ("fire3", 16, 64), "pool3", ("fire4", 32, 128), ("fire5", 32, 128), "pool5",
@@ -119,11 +116,9 @@ def SqueezeNet(include_top: bool = False, weights: str | os.PathLike | None = "i
 def resolve_weights(weights: str | os.PathLike) -> Path:
     """Path of the ImageNet weights file for ``weights="imagenet"`` (or the given path, which must exist)."""
     if str(weights) == "imagenet":
-        from cbmir_tf.data.download import fetch
+        from cbmir_tf.data.registry import fetch
 
-        return fetch(f"weights/{WEIGHTS_FILE}", WEIGHTS_URL, WEIGHTS_SHA256, "sha256",
-                     how_to_get="See shared/data/weights/README.md, or allow downloads "
-                                "(CBMIR_ALLOW_DOWNLOAD=1).")
+        return fetch(f"weights/{WEIGHTS_FILE}")
     path = Path(weights)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: SqueezeNet weights file not found. Pass weights='imagenet' to use "
@@ -155,8 +150,7 @@ def load_squeezenet_weights(model: keras.Model, weights: str | os.PathLike) -> k
                     arrays[old] = [np.asarray(group[n]) for n in names]
     except (OSError, KeyError) as e:
         raise ValueError(f"{path}: cannot read SqueezeNet weights ({e}); the file may be truncated or not a "
-                         f"Keras HDF5 weights file. Expected {WEIGHTS_FILE} with sha256 "
-                         f"{WEIGHTS_SHA256}.") from None
+                         f"Keras HDF5 weights file (expected {WEIGHTS_FILE}, see `cbmir-data list`)") from None
     unknown = sorted(set(arrays) - set(H5_LAYER_NAMES))
     missing = sorted(set(H5_LAYER_NAMES) - set(arrays))
     if unknown or missing:

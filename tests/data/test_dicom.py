@@ -1,8 +1,11 @@
-"""DICOM decoding on the 14 real sample files in $CBMIR_DATA_DIR/dicom (see its README)."""
+"""DICOM decoding on the 14 real sample files of the data registry (``dicom/``; see its README).
+
+They are pydicom's and pydicom-data's test files: with those packages installed (test
+dependencies), :func:`cbmir_tf.data.registry.fetch` finds them there.
+"""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
@@ -13,8 +16,7 @@ import pytest
 
 from cbmir_tf.data.dicom import dicom_labels, load_dicom_folder, read_dicom, read_hu
 from cbmir_tf.data.preprocess import standardize_image
-
-DICOM_DIR = Path(os.environ.get("CBMIR_DATA_DIR", "/work/shared/data")) / "dicom"
+from cbmir_tf.data.registry import entries, fetch
 
 # file -> (Modality, shape of read_dicom(path)); from the README table, colour channels dropped.
 EXPECTED = {
@@ -39,10 +41,8 @@ COLOURS = ("Red", "Green", "Blue")
 
 
 def _path(name: str) -> Path:
-    path = DICOM_DIR / name
-    if not path.is_file():
-        pytest.fail(f"{path} is missing; set CBMIR_DATA_DIR to the shared data folder (see dicom/README.md)")
-    return path
+    """The registered sample ``dicom/<name>``, checksum-verified."""
+    return fetch(f"dicom/{name}")
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +55,9 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a.ravel().astype(np.float64), b.ravel().astype(np.float64))[0, 1])
 
 
-def test_every_sample_file_is_listed():
-    assert sorted(p.name for p in DICOM_DIR.glob("*.dcm")) == sorted(EXPECTED)
+def test_every_sample_file_is_listed(dicom_dir):
+    assert sorted(e.name.removeprefix("dicom/") for e in entries("dicom")) == sorted(EXPECTED)
+    assert sorted(p.name for p in dicom_dir.glob("*.dcm")) == sorted(EXPECTED)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -191,8 +192,8 @@ def test_non_dicom_and_missing_files(tmp_path):
         read_hu(_path("OBXXXX1A.dcm"))
 
 
-def test_load_dicom_folder_real():
-    data = load_dicom_folder(DICOM_DIR)
+def test_load_dicom_folder_real(dicom_dir):
+    data = load_dicom_folder(dicom_dir)
     assert len(data) == len(EXPECTED) and data.meta["skipped"] == []
     assert data.images.shape == (14, 128, 128) and data.images.dtype == np.uint8
     assert sorted(data.source_ids) == sorted(EXPECTED)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,29 +11,24 @@ from PIL import Image
 
 from cbmir_tf.data.dicom import read_dicom
 from cbmir_tf.data.folders import load_class_folders
-from cbmir_tf.data.preprocess import standardize_image
+from cbmir_tf.data.preprocess import resize_batch, standardize_image
+from cbmir_tf.data.registry import fetch
 
-DATA = Path(os.environ.get("CBMIR_DATA_DIR", "/work/shared/data"))
 PER_CLASS = 3
 
 
-def _need(path: Path) -> Path:
-    if not path.exists():
-        pytest.fail(f"{path} is missing; set CBMIR_DATA_DIR to the shared data folder")
-    return path
-
-
 @pytest.fixture(scope="module")
-def knee() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Real knee radiographs: images (n, 128, 128) uint8, labels (n,), class names."""
-    with np.load(_need(DATA / "knee-oa-xray" / "knee_oa_kl_128.npz")) as z:
-        return z["images"], z["labels"], z["class_names"]
+def xrays(small_benchmark) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Real chest radiographs and breast ultrasound images (MedMNIST 28 px, enlarged to 128 px):
+    images (n, 128, 128) uint8, labels (n,), class names (their codes)."""
+    return (resize_batch(small_benchmark.images, 128), small_benchmark.labels,
+            np.array(small_benchmark.class_names))
 
 
 @pytest.fixture
-def tree(tmp_path, knee):
-    """root/KL0..KL2/*.png (3 real images each), a truncated PNG in KL1, a real DICOM in CT/."""
-    images, labels, names = knee
+def tree(tmp_path, xrays):
+    """root/<three codes>/*.png (3 real images each), a truncated PNG in the second, a real DICOM in CT/."""
+    images, labels, names = xrays
     written = {}
     for label in range(3):
         folder = tmp_path / str(names[label])
@@ -48,7 +41,7 @@ def tree(tmp_path, knee):
     data = (tmp_path / str(names[1]) / "img0.png").read_bytes()
     broken.write_bytes(data[: len(data) // 2])
     (tmp_path / "CT").mkdir()
-    shutil.copy(_need(DATA / "dicom" / "CT_small.dcm"), tmp_path / "CT" / "ct.dcm")
+    shutil.copy(fetch("dicom/CT_small.dcm"), tmp_path / "CT" / "ct.dcm")
     (tmp_path / str(names[0]) / "notes.txt").write_text("not loaded: wrong suffix")
     (tmp_path / ".cache").mkdir()
     Image.fromarray(images[0]).save(tmp_path / ".cache" / "hidden.png")
@@ -59,8 +52,8 @@ def test_loads_classes_skips_broken(tree):
     root, written, broken = tree
     with pytest.warns(UserWarning, match="skipped 1"):
         data = load_class_folders(root)
-    assert data.class_names == ("CT", "KL0", "KL1", "KL2")  # sorted folder names, hidden one ignored
-    assert data.class_counts() == {"CT": 1, "KL0": 3, "KL1": 3, "KL2": 3}
+    assert data.class_names == ("CT", *sorted(written))  # sorted folder names, hidden one ignored
+    assert data.class_counts() == {"CT": 1, **{name: 3 for name in written}}
     assert data.images.shape == (10, 128, 128) and data.images.dtype == np.uint8
     for name, originals in written.items():
         np.testing.assert_array_equal(data.images[data.labels == data.class_names.index(name)], originals)
@@ -68,7 +61,7 @@ def test_loads_classes_skips_broken(tree):
     np.testing.assert_array_equal(ct, standardize_image(read_dicom(root / "CT" / "ct.dcm"), 128))
     assert [p for p, _ in data.meta["skipped"]] == [str(broken)]
     assert "truncated or corrupt PNG" in data.meta["skipped"][0][1]
-    assert "KL1/broken.png" not in data.source_ids
+    assert broken.relative_to(root).as_posix() not in data.source_ids
     assert set(data.split) == {"train"}
 
 

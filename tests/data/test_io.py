@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,42 +13,34 @@ from PIL import Image
 from cbmir_tf.data.dicom import read_dicom
 from cbmir_tf.data.io import atomic_write, md5sum, read_image, sha256sum
 from cbmir_tf.data.preprocess import rescale_to_uint8
-
-DATA = Path(os.environ.get("CBMIR_DATA_DIR", "/work/shared/data"))
-
-
-def _need(path: Path) -> Path:
-    if not path.exists():
-        pytest.fail(f"{path} is missing; set CBMIR_DATA_DIR to the shared data folder")
-    return path
+from cbmir_tf.data.registry import fetch
 
 
 @pytest.fixture(scope="module")
-def knee() -> np.ndarray:
-    """Four real 128x128 knee radiographs, uint8 (4, 128, 128)."""
-    with np.load(_need(DATA / "knee-oa-xray" / "knee_oa_kl_128.npz")) as z:
-        return z["images"][:4].copy()
+def slices(ct_slices) -> np.ndarray:
+    """Four real 128x128 chest CT slices (lung window), uint8 (4, 128, 128)."""
+    return ct_slices[24:48:6].copy()
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif", ".bmp"])
-def test_lossless_round_trip(tmp_path, knee, suffix):
-    path = tmp_path / f"knee{suffix}"
-    Image.fromarray(knee[0]).save(path)
+def test_lossless_round_trip(tmp_path, slices, suffix):
+    path = tmp_path / f"slices{suffix}"
+    Image.fromarray(slices[0]).save(path)
     image = read_image(path)
     assert image.dtype == np.uint8 and image.shape == (128, 128)
-    np.testing.assert_array_equal(image, knee[0])
+    np.testing.assert_array_equal(image, slices[0])
 
 
-def test_jpeg_is_close(tmp_path, knee):
-    path = tmp_path / "knee.jpg"
-    Image.fromarray(knee[1]).save(path, quality=95)
-    assert np.abs(read_image(path).astype(int) - knee[1]).mean() < 2.0
+def test_jpeg_is_close(tmp_path, slices):
+    path = tmp_path / "slices.jpg"
+    Image.fromarray(slices[1]).save(path, quality=95)
+    assert np.abs(read_image(path).astype(int) - slices[1]).mean() < 2.0
 
 
 @pytest.mark.parametrize(("suffix", "kind"), [(".png", "PNG"), (".jpg", "JPEG")])
-def test_truncated_raises_naming_file(tmp_path, knee, suffix, kind):
+def test_truncated_raises_naming_file(tmp_path, slices, suffix, kind):
     path = tmp_path / f"cut{suffix}"
-    Image.fromarray(knee[2]).save(path)
+    Image.fromarray(slices[2]).save(path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match=re.escape(f"{path}: truncated or corrupt {kind}")):
@@ -70,8 +60,8 @@ def test_empty_missing_and_unknown(tmp_path):
         read_image(text)
 
 
-def test_rgb_to_grey_matches_pillow(tmp_path, knee):
-    rgb = np.stack([knee[0], knee[1], 255 - knee[2]], axis=-1)
+def test_rgb_to_grey_matches_pillow(tmp_path, slices):
+    rgb = np.stack([slices[0], slices[1], 255 - slices[2]], axis=-1)
     path = tmp_path / "rgb.png"
     Image.fromarray(rgb).save(path)
     reference = np.asarray(Image.open(path).convert("L"), dtype=np.int16)
@@ -80,30 +70,32 @@ def test_rgb_to_grey_matches_pillow(tmp_path, knee):
     assert np.abs(grey.astype(np.int16) - reference).max() <= 1
 
 
-def test_rgba_is_composited_on_black(tmp_path, knee):
-    rgba = np.stack([knee[0]] * 3 + [np.zeros_like(knee[0])], axis=-1)
+def test_rgba_is_composited_on_black(tmp_path, slices):
+    rgba = np.stack([slices[0]] * 3 + [np.zeros_like(slices[0])], axis=-1)
     rgba[:64, :, 3] = 255  # top half opaque, bottom half transparent
     path = tmp_path / "rgba.png"
     Image.fromarray(rgba).save(path)
     grey = read_image(path)
-    assert np.abs(grey[:64].astype(int) - knee[0][:64]).max() <= 1
+    assert np.abs(grey[:64].astype(int) - slices[0][:64]).max() <= 1
     assert grey[64:].max() == 0
 
 
-def test_sixteen_bit_is_min_max_scaled(tmp_path, knee):
+def test_sixteen_bit_is_min_max_scaled(tmp_path, lung_series):
+    stored = (lung_series.hu[30] + 1024).astype(np.uint16)  # a real CT slice's stored 12-bit values
+    assert stored.max() > 255
     path = tmp_path / "deep.png"
-    Image.fromarray(knee[3].astype(np.uint16) * 257).save(path)
+    Image.fromarray(stored).save(path)
     assert Image.open(path).mode.startswith("I")
-    np.testing.assert_array_equal(read_image(path), rescale_to_uint8(knee[3]))
+    np.testing.assert_array_equal(read_image(path), rescale_to_uint8(stored))
 
 
 def test_dicom_by_suffix_and_by_magic(tmp_path):
-    ct = _need(DATA / "dicom" / "CT_small.dcm")
+    ct = fetch("dicom/CT_small.dcm")
     np.testing.assert_array_equal(read_image(ct), read_dicom(ct))
     no_suffix = tmp_path / "slice"
     shutil.copy(ct, no_suffix)
     np.testing.assert_array_equal(read_image(no_suffix), read_dicom(ct))
-    emri = _need(DATA / "dicom" / "emri_small.dcm")
+    emri = fetch("dicom/emri_small.dcm")
     np.testing.assert_array_equal(read_image(emri), read_dicom(emri)[5])  # middle of 10 frames
 
 
@@ -120,18 +112,18 @@ def test_atomic_write_replaces_only_on_success(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]
 
 
-def test_atomic_write_path_mode_keeps_suffix(tmp_path, knee):
+def test_atomic_write_path_mode_keeps_suffix(tmp_path, slices):
     target = tmp_path / "images.npz"
     with atomic_write(target) as tmp:
         assert tmp.parent == tmp_path and tmp.suffix == ".npz"
-        np.savez(tmp, images=knee)
+        np.savez(tmp, images=slices)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images.npz"]
     with np.load(target) as z:
-        np.testing.assert_array_equal(z["images"], knee)
+        np.testing.assert_array_equal(z["images"], slices)
 
 
 def test_checksums_match_published_values():
-    path = _need(DATA / "dicom" / "CT_small.dcm")
+    path = fetch("dicom/CT_small.dcm")
     # sha256 from dicom/README.md
     assert sha256sum(path) == "3dd31e5cc835b3f2cdd46c9da1982f59251e78518fefa8163d914631c66437d6"
     assert sha256sum(path, chunk_size=1000) == sha256sum(path)

@@ -10,15 +10,16 @@ import pytest
 
 from cbmir_tf.data.lidc import (cluster_nodules, diameter_class, lesion_table, load_luna_slices, nodule_table,
                                 parse_lidc_xml, polygon_area, read_luna_annotations, read_mhd, write_mhd)
-from cbmir_tf.data.lung import load_lung_pet_ct_dx_sample, window_hu
+from cbmir_tf.data.lung import window_hu
 from cbmir_tf.data.preprocess import resize
+from cbmir_tf.data.registry import fetch_folder
 
 FILES = ("157_158.xml", "157_160.xml", "157_162.xml")
 
 
 @pytest.fixture(scope="module")
-def xml_dir(data_dir):
-    return data_dir / "lidc-xml-sample"
+def xml_dir(lidc_dir):
+    return lidc_dir
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -61,12 +62,12 @@ def test_table2_classes():
         diameter_class([-1.0])
 
 
-def test_bad_xml_names_the_file(tmp_path, xml_dir, data_dir):
+def test_bad_xml_names_the_file(tmp_path, xml_dir):
     truncated = tmp_path / "cut.xml"
     truncated.write_bytes((xml_dir / "157_160.xml").read_bytes()[:3000])
     with pytest.raises(ValueError, match="cut.xml"):
         parse_lidc_xml(truncated)
-    voc = next((data_dir / "lung-pet-ct-dx-sample" / "annotations").rglob("*.xml"))
+    voc = next((fetch_folder("lung-pet-ct-dx-sample") / "annotations").rglob("*.xml"))  # a VOC box file
     with pytest.raises(ValueError, match="LidcReadMessage"):
         parse_lidc_xml(voc)
     with pytest.raises(FileNotFoundError, match="missing.xml"):
@@ -74,8 +75,8 @@ def test_bad_xml_names_the_file(tmp_path, xml_dir, data_dir):
 
 
 @pytest.fixture(scope="module")
-def series(data_dir):
-    return load_lung_pet_ct_dx_sample(data_dir)
+def series(lung_series):
+    return lung_series
 
 
 def test_read_mhd_on_a_hand_written_header(tmp_path, series):

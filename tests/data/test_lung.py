@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import shutil
+from xml.etree import ElementTree
 
 import numpy as np
 import pydicom
@@ -11,23 +11,33 @@ import pytest
 from scipy import ndimage
 from skimage import measure
 
-from cbmir_tf.data.lung import (LUNG_THRESHOLD_HU, apply_mask, dice, load_ct_series, load_lung_pet_ct_dx_sample,
-                                lung_mask_steps, mask_images, read_voc_boxes, segmentation_pairs,
-                                threshold_lung_mask, window_hu)
+from cbmir_tf.data.lung import (LUNG_THRESHOLD_HU, apply_mask, dice, load_ct_series, lung_mask_steps,
+                                mask_images, read_voc_boxes, segmentation_pairs, threshold_lung_mask,
+                                window_hu)
+from cbmir_tf.data.registry import fetch_folder
 
 
 @pytest.fixture(scope="module")
-def series(data_dir):
-    return load_lung_pet_ct_dx_sample(data_dir)
+def series(lung_series):
+    return lung_series
 
 
 @pytest.fixture(scope="module")
-def index_rows(data_dir):
-    with open(data_dir / "lung-pet-ct-dx-sample" / "annotations_index.csv") as handle:
-        return list(csv.DictReader(handle))
+def index_rows():
+    """The boxes listed without the loader: each VOC file parsed with ElementTree, the z of its slice
+    read from the DICOM header whose SOP Instance UID names the file."""
+    base = fetch_folder("lung-pet-ct-dx-sample")
+    z_of = {}
+    for path in base.glob("Lung_Dx-*/*/*/*.dcm"):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        z_of[str(ds.SOPInstanceUID)] = float(ds.ImagePositionPatient[2])
+    assert len(z_of) == 64
+    return [{"z_mm": z_of[xml.stem], **{k: int(box.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")}}
+            for xml in sorted((base / "annotations").rglob("*.xml"))
+            for box in ElementTree.parse(xml).getroot().iter("bndbox")]
 
 
-def test_series_is_hu_sorted_by_z_with_its_boxes(series, index_rows, data_dir):
+def test_series_is_hu_sorted_by_z_with_its_boxes(series, index_rows):
     assert series.hu.shape == (64, 512, 512) and series.hu.dtype == np.float32
     assert np.all(np.diff(series.z) == 5.0) and series.z[0] == -439.0 and series.z[-1] == -124.0
     assert series.pixel_spacing == pytest.approx((0.841796875, 0.841796875))
@@ -37,7 +47,7 @@ def test_series_is_hu_sorted_by_z_with_its_boxes(series, index_rows, data_dir):
     by_hand = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
     np.testing.assert_array_equal(series.hu[30], by_hand)
     assert series.hu.min() == -1024.0
-    # the boxes match the collection's index CSV (an independent listing by z and coordinates)
+    # the boxes match an independent listing by z and coordinates
     got = sorted((float(series.z[b["slice"]]), b["xmin"], b["ymin"], b["xmax"], b["ymax"]) for b in series.boxes)
     want = sorted((float(r["z_mm"]), int(r["xmin"]), int(r["ymin"]), int(r["xmax"]), int(r["ymax"]))
                   for r in index_rows)

@@ -28,17 +28,17 @@ def regions(small_benchmark):
 
 
 @pytest.mark.parametrize("descriptor,dimension,parts", CASES, ids=lambda c: getattr(c, "name", ""))
-def test_histograms_have_the_documented_shape_and_sum_to_one(descriptor, dimension, parts, kidney_images):
+def test_histograms_have_the_documented_shape_and_sum_to_one(descriptor, dimension, parts, ct_slices):
     with pytest.raises(Exception, match="call fit first"):
-        type(descriptor)().transform(kidney_images[:2])
-    vectors = descriptor.fit(kidney_images[:16]).transform(kidney_images[:10])
+        type(descriptor)().transform(ct_slices[:2])
+    vectors = descriptor.fit(ct_slices[:16]).transform(ct_slices[:10])
     assert vectors.shape == (10, dimension) and vectors.dtype == np.float32
     assert descriptor.n_features_out_ == dimension and vectors.min() >= 0
     np.testing.assert_allclose(vectors.reshape(10, parts, -1).sum(axis=2), 1.0, atol=1e-5)
 
 
-def test_intensity_and_lbp_match_direct_computations(kidney_images):
-    image = kidney_images[3]
+def test_intensity_and_lbp_match_direct_computations(ct_slices):
+    image = ct_slices[3]
     hist = IntensityHistogram(n_bins=4).fit(image[None]).transform(image)[0]
     counts = [np.sum(image < 64), np.sum((image >= 64) & (image < 128)),
               np.sum((image >= 128) & (image < 192)), np.sum(image >= 192)]
@@ -48,21 +48,21 @@ def test_intensity_and_lbp_match_direct_computations(kidney_images):
     np.testing.assert_allclose(lbp, [np.mean(codes == v) for v in range(10)], atol=1e-7)
 
 
-def test_gabor_magnitudes_equal_scikit_image(kidney_images):
+def test_gabor_magnitudes_equal_scikit_image(ct_slices):
     descriptor = GaborHistogram(frequencies=(0.1,), n_orientations=4, image_size=128)
-    image = kidney_images[0]
+    image = ct_slices[0]
     ours = descriptor._responses(image)[1]  # frequency 0.1, orientation pi / 4
     real, imag = gabor(image / 255.0, 0.1, theta=np.pi / 4, mode="reflect")
     np.testing.assert_allclose(ours, np.hypot(real, imag), atol=1e-5)
 
 
-def test_bad_parameters_and_images_are_refused(kidney_images):
+def test_bad_parameters_and_images_are_refused(ct_slices):
     with pytest.raises(ValueError, match="n_bins=1"):
-        TamuraHistogram(n_bins=1).fit(kidney_images[:2])
+        TamuraHistogram(n_bins=1).fit(ct_slices[:2])
     with pytest.raises(ValueError, match="grid=5"):
-        LBPHistogram(grid=5).fit(kidney_images[:2])
+        LBPHistogram(grid=5).fit(ct_slices[:2])
     with pytest.raises(TypeError, match="float64"):
-        IntensityHistogram().fit(kidney_images[:2].astype(np.float64))
+        IntensityHistogram().fit(ct_slices[:2].astype(np.float64))
 
 
 @pytest.mark.parametrize("descriptor", [c[0] for c in CASES], ids=lambda d: d.name)

@@ -1,4 +1,4 @@
-"""HOG descriptors and HOG retrieval on real benchmark images."""
+"""HOG descriptors on real CT slices, and HOG retrieval on real MedMNIST images."""
 
 import numpy as np
 import pytest
@@ -8,24 +8,24 @@ from cbmir_tf.evaluation import retrieval_report, search_database
 from cbmir_tf.features.hog import PAPER_GRID, HOGDescriptor
 
 
-def test_paper_default_dimension(kidney_images):
+def test_paper_default_dimension(ct_slices):
     # 256 px, cell 64 -> 4 x 4 cells; 2 x 2-cell blocks moving by one cell -> 3 x 3 blocks;
     # 9 blocks x 4 cells x 15 bins = 540.
-    features = HOGDescriptor().fit(kidney_images).transform(kidney_images[:5])
+    features = HOGDescriptor().fit(ct_slices).transform(ct_slices[:5])
     assert features.shape == (5, 540) and features.dtype == np.float32
 
 
-def test_grid_dimensions_follow_the_block_count(kidney_images):
+def test_grid_dimensions_follow_the_block_count(ct_slices):
     for params in PAPER_GRID:
         cells = 256 // params["cell_size"]
         per_block = params["block_size"] // params["cell_size"]
         blocks = (cells - per_block) // (params["block_stride"] // params["cell_size"]) + 1
-        hog_ = HOGDescriptor(**params, n_bins=9).fit(kidney_images[:2])
+        hog_ = HOGDescriptor(**params, n_bins=9).fit(ct_slices[:2])
         assert hog_.n_features_out_ == blocks**2 * per_block**2 * 9
 
 
-def test_matches_scikit_image_and_subsamples_blocks_for_larger_strides(kidney_images):
-    image = kidney_images[3]
+def test_matches_scikit_image_and_subsamples_blocks_for_larger_strides(ct_slices):
+    image = ct_slices[3]
     reference = hog(np.asarray(image), orientations=9, pixels_per_cell=(32, 32), cells_per_block=(2, 2),
                     block_norm="L2-Hys", feature_vector=False)
     overlapping = HOGDescriptor(cell_size=32, block_size=64, block_stride=32, n_bins=9, image_size=128)
@@ -34,25 +34,26 @@ def test_matches_scikit_image_and_subsamples_blocks_for_larger_strides(kidney_im
     np.testing.assert_allclose(tiled.fit(image[None]).transform(image[None])[0], reference[::2, ::2].ravel(), rtol=1e-6)
 
 
-def test_deterministic_and_needs_fit(kidney_images):
+def test_deterministic_and_needs_fit(ct_slices):
     hog_ = HOGDescriptor()
     with pytest.raises(Exception, match="call fit first"):
-        hog_.transform(kidney_images[:2])
-    hog_.fit(kidney_images)
-    np.testing.assert_array_equal(hog_.transform(kidney_images[:4]), hog_.transform(kidney_images[:4]))
+        hog_.transform(ct_slices[:2])
+    hog_.fit(ct_slices)
+    np.testing.assert_array_equal(hog_.transform(ct_slices[:4]), hog_.transform(ct_slices[:4]))
     assert hog_.manifest()["metric"] == "l1" and hog_.manifest()["params"]["n_bins"] == 15
 
 
-def test_bad_parameters_and_inputs(kidney_images):
+def test_bad_parameters_and_inputs(ct_slices):
     with pytest.raises(ValueError, match="multiples of cell_size"):
-        HOGDescriptor(cell_size=64, block_size=100).fit(kidney_images[:1])
+        HOGDescriptor(cell_size=64, block_size=100).fit(ct_slices[:1])
     with pytest.raises(TypeError, match="uint8"):
-        HOGDescriptor().fit(kidney_images[:2].astype(np.float32))
+        HOGDescriptor().fit(ct_slices[:2].astype(np.float32))
     with pytest.raises(ValueError, match=r"Got shape \(2, 128, 128, 1\)"):
-        HOGDescriptor().fit(kidney_images[:2, ..., None])
+        HOGDescriptor().fit(ct_slices[:2, ..., None])
 
 
 def test_hog_retrieval_beats_chance_clearly(small_benchmark):
+    # 28 px MedMNIST images (resized to the paper's 256 px): four codes, two modality-regions
     archive, queries = small_benchmark.take_split("train"), small_benchmark.take_split("test")
     hog_ = HOGDescriptor().fit(archive.images)
     _, hits = search_database(hog_.transform(archive.images), hog_.transform(queries.images), "l1", 10)
@@ -63,5 +64,5 @@ def test_hog_retrieval_beats_chance_clearly(small_benchmark):
         share = dict(zip(values, counts / counts.sum()))
         return np.mean([share.get(k, 0.0) for k in keys_q])
     both = lambda codes: np.array([c.rsplit("-", 1)[0] for c in codes])
-    assert report.loc["class", "P@1"] > 3 * chance(queries.codes, archive.codes)
-    assert report.loc["both", "P@1"] > 0.8 > 2 * chance(both(queries.codes), both(archive.codes))
+    assert report.loc["class", "P@1"] > 2 * chance(queries.codes, archive.codes)  # 0.25 here
+    assert report.loc["both", "P@1"] > chance(both(queries.codes), both(archive.codes)) + 0.4  # 0.5 here

@@ -4,20 +4,21 @@ import h5py
 import numpy as np
 import pytest
 
+from cbmir_tf.data.registry import fetch
 from cbmir_tf.models.squeezenet import WEIGHTS_FILE, SqueezeNet, preprocess_input
 
 
 @pytest.fixture(scope="module")
-def weights_path(data_dir):
-    return data_dir / "weights" / WEIGHTS_FILE
+def weights_path():
+    return fetch(f"weights/{WEIGHTS_FILE}")
 
 
 @pytest.fixture(scope="module")
-def batch(kidney_images):
+def batch(ct_slices):
     """Four real CT slices, grey stacked to three channels, 96 px."""
     from cbmir_tf.data.preprocess import resize_batch
 
-    grey = resize_batch(kidney_images[:4], 96)
+    grey = resize_batch(ct_slices[:4], 96)
     return preprocess_input(np.repeat(grey[..., None], 3, axis=-1))
 
 
@@ -28,7 +29,7 @@ def pretrained(weights_path):
 
 def test_architecture_matches_the_weights_file_readme():
     model = SqueezeNet(weights=None, input_shape=(224, 224, 3))
-    assert model.count_params() == 722_496  # shared/data/weights/README.md
+    assert model.count_params() == 722_496  # the weights file's README (shared/data/weights/README.md)
     assert model.output.shape == (None, 13, 13, 512)
     assert model.get_layer("fire9_concat").output.shape[-1] == 512
     assert all(layer.name for layer in model.layers)

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from cbmir_tf.data.lung import load_lung_pet_ct_dx_sample, segmentation_pairs
+from cbmir_tf.data.lung import segmentation_pairs
 from cbmir_tf.models.unet import UNet, predict_masks, preprocess_input, train_unet
 
 
@@ -20,9 +20,8 @@ def test_output_shape_and_layer_names():
         UNet(input_shape=(60, 60, 1), depth=3)
 
 
-def test_a_few_steps_lower_the_loss_on_real_slices(data_dir):
-    series = load_lung_pet_ct_dx_sample(data_dir)
-    images, masks = segmentation_pairs(series.hu[24:40:2], 32, windows=1)
+def test_a_few_steps_lower_the_loss_on_real_slices(lung_series):
+    images, masks = segmentation_pairs(lung_series.hu[24:40:2], 32, windows=1)
     keras.utils.set_random_seed(0)
     model = UNet(input_shape=(32, 32, 1), filters=4, depth=2)
     history = train_unet(model, preprocess_input(images), masks, epochs=6, batch_size=4, learning_rate=3e-3,

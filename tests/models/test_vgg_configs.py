@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from cbmir_tf.data.irma_images import read_codes_2009
-from cbmir_tf.data.preprocess import clahe
+from cbmir_tf.data.registry import fetch
+from cbmir_tf.data.preprocess import clahe, resize_batch
 from cbmir_tf.models.vgg_configs import (FEATURE_LAYER, VGGConfig, VGGPreprocessor, anatomy_labels, augment,
                                          feature_extractor, train_config)
 
@@ -62,7 +63,8 @@ def test_builder_rejects_bad_arguments_and_drops_dropout_on_request():
 def test_mean_image_comes_from_the_training_split_only(regions):
     prep = VGGPreprocessor(image_size=64).fit(regions.images, split=regions.split)
     op = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
-    by_hand = {s: np.mean([op.apply(cv2.resize(i, (64, 64), interpolation=cv2.INTER_AREA)) / 255.0
+    assert regions.images.shape[1:] == (28, 28)  # MedMNIST: enlarged, which is bicubic
+    by_hand = {s: np.mean([op.apply(cv2.resize(i, (64, 64), interpolation=cv2.INTER_CUBIC)) / 255.0
                            for i in regions.images[regions.split == s]], axis=0) for s in ("train", "test")}
     np.testing.assert_allclose(prep.mean_image_, by_hand["train"], atol=1e-5)
     assert np.abs(prep.mean_image_ - by_hand["test"]).max() > 0.01
@@ -74,8 +76,8 @@ def test_mean_image_comes_from_the_training_split_only(regions):
         prep.fit(regions.images.astype(np.float64))
 
 
-def test_clahe_keeps_dtype_shape_and_range_and_raises_contrast(kidney_images):
-    images = kidney_images[:8]
+def test_clahe_keeps_dtype_shape_and_range_and_raises_contrast(small_benchmark):
+    images = resize_batch(small_benchmark.images[::10][:8], 128)  # radiographs and ultrasound, enlarged
     out = clahe(images)
     assert out.dtype == np.uint8 and out.shape == images.shape
     assert out.max() == 255 and out.min() < 10  # still spans the 8-bit range
@@ -84,8 +86,8 @@ def test_clahe_keeps_dtype_shape_and_range_and_raises_contrast(kidney_images):
         clahe(images.astype(np.float32))
 
 
-def test_augment_rotates_by_right_angles_and_keeps_shape(kidney_images):
-    x = kidney_images[:6, :, :, None].astype(np.float32)
+def test_augment_rotates_by_right_angles_and_keeps_shape(ct_slices):
+    x = ct_slices[:6, :, :, None].astype(np.float32)
     rotated = augment(x, np.random.default_rng(0), crop_fraction=1.0)  # no crop: a pure rotation
     for original, out in zip(x, rotated):
         assert any(np.array_equal(np.rot90(original, k), out) for k in range(4))
@@ -112,10 +114,10 @@ def test_a_few_training_steps_lower_the_loss_on_real_images(regions):
     assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0])
 
 
-def test_anatomy_labels_give_regions_and_the_paper_irma_groups(data_dir):
+def test_anatomy_labels_give_regions_and_the_paper_irma_groups():
     labels, names = anatomy_labels(["XR-knee-kl0", "CT-brain-hemorrhage", "XR-knee-kl3"])
     assert names == ("brain", "knee") and labels.tolist() == [1, 0, 1]
-    codes = dict(read_codes_2009(data_dir / "irma-codes" / "ImageCLEFmed2009_train_codes.02.csv"))
+    codes = dict(read_codes_2009(fetch("irma-codes/ImageCLEFmed2009_train_codes.02.csv")))
     # Image ids looked up by hand in the 2009 list: anatomy 200 cranium, 951 lower extremity,
     # 500 chest, 720 abdomen (not one of the paper's groups).
     picked = [codes["2975"], codes["2551"], codes["3145"], codes["1877"]]

@@ -1,0 +1,75 @@
+"""The book runner: a failing chapter becomes an error page and the build goes on."""
+
+import importlib.util
+import re
+import subprocess
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parents[1]
+
+PARAMETERS = '''
+# %% tags=["parameters"]
+profile = "cpu"
+seed = 0
+out_dir = "outputs"
+source_repository = "https://example.org/repo"
+source_commit = "main"
+'''
+
+FAILING = '''# %% [markdown]
+# # A chapter that fails
+''' + PARAMETERS + '''
+# %%
+import os
+
+open(os.path.join(os.getcwd(), "no_such_file.npz"))  # the build machine's path is in the message
+'''
+
+GOOD = '''# %% [markdown]
+# # A chapter that runs
+''' + PARAMETERS + '''
+# %%
+print(profile, source_commit)
+'''
+
+
+def _runner(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("run_notebooks", REPO / "book" / "run_notebooks.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    monkeypatch.setattr(runner, "CHAPTERS", tmp_path / "chapters")
+    monkeypatch.setattr(runner, "GENERATED", tmp_path / "generated")
+    return runner
+
+
+def test_a_failing_chapter_becomes_an_error_page_and_the_build_goes_on(tmp_path, monkeypatch, capsys):
+    runner = _runner(tmp_path, monkeypatch)
+    failing, good = tmp_path / "01_fails.py", tmp_path / "02_runs.py"
+    failing.write_text(FAILING, encoding="utf-8")
+    good.write_text(GOOD, encoding="utf-8")
+
+    result = runner.build_chapter(failing, "smoke")
+    assert result.status == "FAILED" and result.error == "FileNotFoundError"
+    page = nbformat.read(tmp_path / "chapters" / "01_fails.ipynb", as_version=4)
+    assert [cell.cell_type for cell in page.cells] == ["markdown", "markdown"]
+    assert page.cells[0].source == "# A chapter that fails"
+    text = page.cells[1].source
+    assert text.startswith("```{error}") and "failed in this build" in text
+    assert "FileNotFoundError" in text and "./no_such_file.npz" in text
+    assert "In [3]" in text and "`import os`" in text  # the failing cell and its first line
+    assert "--profile smoke notebooks/01_fails.py" in text
+    assert "Traceback" not in text and "----" not in text and "\x1b[" not in text
+    assert str(REPO) not in text and str(Path.home()) not in text
+
+    assert runner.main(["--profile", "smoke", str(failing), str(good)]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"^01_fails +FAILED +\d+$", out, re.M) and re.search(r"^02_runs +executed +\d+$", out, re.M)
+    assert "1 chapter(s) FAILED: 01_fails" in out
+    executed = nbformat.read(tmp_path / "chapters" / "02_runs.ipynb", as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    assert f'source_commit = "{head or "main"}"' in injected[0].source
+    assert 'source_repository = "https://github.com/' in injected[0].source
+    assert f"smoke {head or 'main'}" in executed.cells[-1].outputs[0].text
