@@ -121,6 +121,8 @@ class BoVWDescriptor(Descriptor):
             (scikit-learn's ``MiniBatchKMeans``). Defaults to ``"faiss"``.
         max_descriptors_per_image: At most this many local descriptors per image, drawn at random,
             go into the vocabulary fit (0: all). Defaults to 100.
+        points_per_word: k-means clusters at most this many descriptors per visual word, drawn
+            at random from those (FAISS's own default of 256; `None`: all of them). Defaults to 256.
         image_size: Resize images to this side before SIFT; `None` keeps them (our 128 px images give
             20-300 keypoints each, near the paper's 50-350 at 256 px). Defaults to `None`.
         seed: Seed of the sampling and of k-means. Defaults to 0.
@@ -140,13 +142,14 @@ class BoVWDescriptor(Descriptor):
 
     def __init__(self, *, n_words: int = 1000, root: bool = True, max_iter: int = 50, n_init: int = 5,
                  algorithm: str = "faiss", max_descriptors_per_image: int = 100,
-                 image_size: int | None = None, seed: int = 0):
+                 points_per_word: int | None = 256, image_size: int | None = None, seed: int = 0):
         self.n_words = n_words
         self.root = root
         self.max_iter = max_iter
         self.n_init = n_init
         self.algorithm = algorithm
         self.max_descriptors_per_image = max_descriptors_per_image
+        self.points_per_word = points_per_word
         self.image_size = image_size
         self.seed = seed
 
@@ -179,10 +182,12 @@ class BoVWDescriptor(Descriptor):
             raise ValueError(f"{len(X)} local descriptors from {len(features)} images cannot make "
                              f"{self.n_words} visual words; lower n_words or fit on more images. "
                              f"Received: n_words={self.n_words}")
-        if self.algorithm == "faiss":
+        if self.points_per_word and len(X) > self.points_per_word * self.n_words:
+            X = X[np.sort(rng.choice(len(X), self.points_per_word * self.n_words, replace=False))]
+        if self.algorithm == "faiss":  # X is already the sample: FAISS clusters all of it
             kmeans = faiss.Kmeans(SIFT_DIM, int(self.n_words), niter=int(self.max_iter),
                                   nredo=int(self.n_init), seed=int(self.seed), verbose=False,
-                                  max_points_per_centroid=max(256, len(X) // self.n_words + 1))
+                                  max_points_per_centroid=len(X) // self.n_words + 1)
             kmeans.train(X)
             self.vocabulary_ = kmeans.centroids.astype(np.float32)
             self.inertia_ = float(kmeans.obj[-1]) if len(kmeans.obj) else float("nan")

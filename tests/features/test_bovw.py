@@ -108,3 +108,14 @@ def test_bovw_retrieval_beats_chance_with_sift_and_rootsift(small_benchmark):
         for axis in ("region", "modality"):  # two of each, balanced: chance 0.5
             assert report.loc[axis, "P@1"] > _chance(archive.codes, axis) + 0.3, (root, axis)
         assert report.loc["class", "P@1"] > _chance(archive.codes, "class") + 0.15, root  # four codes: 0.25
+
+
+def test_kmeans_clusters_a_seeded_sample_of_points_per_word(sift):
+    n_local = sum(len(f) for f in sift)
+    sampled = BoVWDescriptor(n_words=8, points_per_word=4, n_init=1, max_iter=5).fit_features(sift)
+    assert sampled.n_local_fit_ == 32 < n_local
+    everything = BoVWDescriptor(n_words=8, points_per_word=None, n_init=1, max_iter=5,
+                                max_descriptors_per_image=0).fit_features(sift)
+    assert everything.n_local_fit_ == n_local
+    again = BoVWDescriptor(n_words=8, points_per_word=4, n_init=1, max_iter=5).fit_features(sift)
+    np.testing.assert_array_equal(again.vocabulary_, sampled.vocabulary_)  # the sample is seeded
