@@ -20,11 +20,13 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export MPLBACKEND ?= Agg
 NOTEBOOKS ?= $(sort $(wildcard notebooks/[0-9]*.py))
 
-.PHONY: help venv book notebooks html test clean
+.PHONY: help venv book notebooks html test dry-run clean
 
 help:
 	@echo "make book [PROFILE=smoke|cpu|paper]   execute the notebooks and build the HTML book"
 	@echo "make test                             run the test suite"
+	@echo "make dry-run                          every chapter under PROFILE=paper, capped to a training step"
+	@echo "                                      or two on a few images per code (output: _build/dry-run/)"
 
 $(BIN)/activate: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +52,12 @@ book: venv
 
 test: venv
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The paper profile's networks and code paths, each training capped at a step or two and the data
+# at a few images per code (cbmir_tf.profiles.dry_run_settings). Writes only under _build/dry-run/ (no HTML);
+# fails when any chapter failed.
+dry-run: venv
+	$(BIN)/python book/run_notebooks.py --profile paper --dry-run $(NOTEBOOKS)
 
 clean:
 	rm -rf _build book/chapters/*.ipynb book/generated

@@ -24,7 +24,14 @@ Every chapter also receives ``source_repository`` (``repository.url`` of
 checkout) as parameters, so the install cell of a published notebook opened in
 Colab installs the exact commit the book was built from.
 
+``--dry-run`` injects ``dry_run=True``: each chapter caps its profile for a dry run
+(:func:`cbmir_tf.profiles.dry_run_settings`: the same networks, a training step or two on a few
+images per code). A dry run's notebooks and outputs go to ``_build/dry-run/`` (``chapters/``,
+``generated/``), never to the book's folders, so it cannot overwrite published results, and
+no HTML is built from them (``make dry-run``).
+
     python book/run_notebooks.py --profile smoke notebooks/02_hog_retrieval.py
+    python book/run_notebooks.py --profile paper --dry-run notebooks/07_paper001_inresnet_hashing.py
 """
 
 from __future__ import annotations
@@ -50,7 +57,13 @@ from cbmir_tf.data.io import atomic_write
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "book" / "chapters"
 GENERATED = ROOT / "book" / "generated"
+DRY_RUN = ROOT / "_build" / "dry-run"
 CONFIG = ROOT / "_config.yml"
+
+
+def output_dirs(dry_run: bool = False) -> tuple[Path, Path]:
+    """``(chapters, generated)``: the book's folders, or those under ``DRY_RUN`` for a dry run."""
+    return (DRY_RUN / "chapters", DRY_RUN / "generated") if dry_run else (CHAPTERS, GENERATED)
 
 
 def source_repository() -> str:
@@ -136,7 +149,7 @@ def _script_name(script: Path) -> str:
 
 
 def error_page(notebook: nbformat.NotebookNode | None, script: Path, profile: str,
-               error: BaseException) -> nbformat.NotebookNode:
+               error: BaseException, dry_run: bool = False) -> nbformat.NotebookNode:
     """A page with the chapter's title and an ``{error}`` admonition: which cell failed and why.
 
     No traceback and no absolute path of the build machine: the advice says how
@@ -154,7 +167,8 @@ def error_page(notebook: nbformat.NotebookNode | None, script: Path, profile: st
     note = nbformat.v4.new_markdown_cell(
         "```{error}\nThis chapter failed in this build.\n\n"
         f"Failed: {where}.\n\nError: {_code(message)}\n\n"
-        f"Rerun `python book/run_notebooks.py --profile {profile} {_script_name(script)}` to see the full "
+        f"Rerun `python book/run_notebooks.py --profile {profile}{' --dry-run' if dry_run else ''} "
+        f"{_script_name(script)}` to see the full "
         f"traceback; if the error is about data, check `{DATA_DIR_ENV}` (`cbmir-data list`).\n```")
     if notebook is not None and notebook.cells and notebook.cells[0].cell_type == "markdown":
         title = notebook.cells[0]
@@ -175,42 +189,45 @@ class ChapterResult(NamedTuple):
     error: str = ""
 
 
-def build_chapter(script: Path, profile: str, seed: int = 0) -> ChapterResult:
+def build_chapter(script: Path, profile: str, seed: int = 0, dry_run: bool = False) -> ChapterResult:
     """Execute one chapter and write its page; never raises for a failing chapter.
 
     A chapter that raises (in a cell or before) gets an error page
     (:func:`error_page`) in place of the executed notebook.
     """
     script = Path(script).resolve()
-    target = CHAPTERS / f"{script.stem}.ipynb"
+    chapters, _ = output_dirs(dry_run)
+    target = chapters / f"{script.stem}.ipynb"
     start = time.perf_counter()
     try:
-        status = "stand-in" if run_notebook(script, profile, seed) is None else "executed"
+        status = "stand-in" if run_notebook(script, profile, seed, dry_run) is None else "executed"
         return ChapterResult(script, target, status, time.perf_counter() - start)
     except Exception as error:  # noqa: BLE001 - any failure becomes the chapter's error page
         try:
             notebook = jupytext.read(script)
         except Exception:  # noqa: BLE001 - the title falls back to the file name
             notebook = None
-        CHAPTERS.mkdir(parents=True, exist_ok=True)
+        chapters.mkdir(parents=True, exist_ok=True)
         with atomic_write(target, "w", encoding="utf-8") as handle:
-            nbformat.write(error_page(notebook, script, profile, error), handle)
+            nbformat.write(error_page(notebook, script, profile, error, dry_run), handle)
         name = error.ename if isinstance(error, papermill.PapermillExecutionError) else type(error).__name__
         return ChapterResult(script, target, "FAILED", time.perf_counter() - start, name)
 
 
-def run_notebook(script: Path, profile: str, seed: int = 0) -> Path | None:
+def run_notebook(script: Path, profile: str, seed: int = 0, dry_run: bool = False) -> Path | None:
     """Execute one jupytext script and return the path of the executed notebook.
 
     Returns ``None`` when the chapter's data are missing and a stand-in page was
-    written instead. Raises whatever the execution raises.
+    written instead. Raises whatever the execution raises. A dry run (``dry_run``)
+    injects ``dry_run=True`` and writes under ``DRY_RUN`` (:func:`output_dirs`).
     """
     notebook = jupytext.read(script)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    out_dir = GENERATED / script.stem
+    chapters, generated = output_dirs(dry_run)
+    out_dir = generated / script.stem
     out_dir.mkdir(parents=True, exist_ok=True)
-    CHAPTERS.mkdir(parents=True, exist_ok=True)
-    target = CHAPTERS / f"{script.stem}.ipynb"
+    chapters.mkdir(parents=True, exist_ok=True)
+    target = chapters / f"{script.stem}.ipynb"
     missing = missing_data(notebook)
     if missing:
         print(f"  skipped: missing {', '.join(map(str, missing))}", flush=True)
@@ -218,8 +235,9 @@ def run_notebook(script: Path, profile: str, seed: int = 0) -> Path | None:
             nbformat.write(stand_in(notebook, missing), handle)
         return None
     parameters = {"profile": profile, "seed": seed, "out_dir": str(out_dir),
+                  **({"dry_run": True} if dry_run else {}),
                   "source_repository": source_repository(), "source_commit": source_commit()}
-    with tempfile.TemporaryDirectory(dir=CHAPTERS) as tmp:
+    with tempfile.TemporaryDirectory(dir=chapters) as tmp:
         source, executed = Path(tmp) / "input.ipynb", Path(tmp) / "output.ipynb"
         nbformat.write(notebook, source)
         papermill.execute_notebook(
@@ -235,12 +253,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="*", type=Path, help="jupytext scripts (default: all)")
     parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="cap the profile (a training step or two, a few images per code); "
+                             f"write under {_public(str(DRY_RUN))}, not into the book")
     args = parser.parse_args(argv)
     scripts = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9]*.py"))
+    label = f"{args.profile}, dry run" if args.dry_run else args.profile
     results = []
     for script in scripts:
-        print(f"[{args.profile}] executing {script} ...", flush=True)
-        result = build_chapter(Path(script), args.profile, args.seed)
+        print(f"[{label}] executing {script} ...", flush=True)
+        result = build_chapter(Path(script), args.profile, args.seed, args.dry_run)
         results.append(result)
         detail = f" ({result.error})" if result.error else ""
         print(f"  -> {result.status}{detail}: {_public(str(result.target))} in {result.seconds:.0f} s",

@@ -6,11 +6,17 @@
 
 A notebook reads its settings with ``settings = get_profile(profile, "hog")``;
 nothing further down in a notebook hard-codes a size or an epoch count.
+
+A *dry run* (``get_profile(profile, section, dry_run=True)``, ``make dry-run``) keeps a
+profile's architecture (input sizes, filters, stages, hash bits, ...) and caps only how long
+things run and how much data they see (:func:`dry_run_settings`): CI runs every chapter under the
+``paper`` profile that way, so that the papers' networks are built and take a training step.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 
 #: The MedMNIST 2D sets the open benchmark falls back to when its eight sets are absent
 #: (see ``cbmir_tf.data.benchmark.load_benchmark``): four modalities, five body regions.
@@ -130,8 +136,83 @@ PROFILES: dict[str, dict[str, dict]] = {
 }
 
 
-def get_profile(profile: str, section: str, **overrides) -> dict:
+#: Images per class (and split) a dry run keeps: enough for a train / validation / test split of
+#: every code. A section whose ``*_fraction`` is smaller keeps more (:func:`dry_run_per_class`).
+DRY_RUN_PER_CLASS = 3
+#: The per-class data caps of a section, capped to :func:`dry_run_per_class` in a dry run.
+DRY_RUN_DATA = ("max_per_class", "test_max_per_class", "fallback_max_per_class")
+#: What :func:`dry_run_settings` caps besides :data:`DRY_RUN_DATA`, by setting name (the nested sections of
+#: ``side_by_side`` too). A value is an upper bound; `None` (no limit: every step) becomes the bound,
+#: except for ``patience``, where `None` means no early stopping and stays. Every other setting
+#: keeps its value.
+DRY_RUN_CAPS: dict[str, int] = {
+    # training: one epoch of at most two batches where the trainer takes a step cap, else one
+    # short epoch over the capped data
+    "epochs": 1, "unet_epochs": 1, "steps_per_epoch": 2, "patience": 1,
+    # the FPN chapters' training set: one image per code after balancing, i.e. two batches of 16 for
+    # the benchmark's 28 codes (the smoke profile covers the augmentation of small classes)
+    "balance_per_class": 1,
+    # U-Net training pairs: renderings of each Lung-PET-CT-Dx slice (the lung window only; the smoke
+    # profile covers the random windows)
+    "unet_windows": 1,
+    # timing and example counts
+    "n_timing_queries": 2, "n_timing": 2, "n_queries": 5, "n_example_queries": 2, "n_roi_examples": 2,
+    "examples_per_class": 2,
+    # k-means of the visual vocabularies: a few iterations, one restart. The vocabulary sizes stay
+    # the paper's (up to 4000 words): the capped archives still hold more SIFT descriptors than that
+    # (about 26,000 in bovw_cnn at 256 px, 7,500 in side_by_side at 128 px), which k-means needs.
+    "kmeans_iter": 3, "kmeans_restarts": 1,
+}
+#: Sweeps a dry run shortens to their first values, by setting name: ablations that retrain
+#: networks the chapter has already trained (VGG configurations A-G without dropout, with
+#: augmentation, with both), the FPN trained on fewer pyramid levels (the first variant takes the
+#: chapter's ablation path; the others differ only in the levels tapped) and paper 002's numbers of
+#: candidates to re-rank (up to 100; the capped validation archive holds fewer images).
+DRY_RUN_PREFIX: dict[str, int] = {"ablation_configs": 1, "combined_configs": 1, "ablation_levels": 1,
+                                  "k_preps": 2}
+#: Settings a dry run replaces: the archive sizes of the scale chapter, and ``run_eagerly`` (building
+#: the graph of a ResNet's training step costs more on a CPU than the few steps it would speed up;
+#: the ``cpu`` profile trains the same networks in graph mode).
+DRY_RUN_VALUES: dict[str, object] = {"sizes": (1_000, 2_000), "run_eagerly": True}
+
+
+def dry_run_per_class(settings: dict) -> int:
+    """Images per class a dry run of ``settings`` keeps: :data:`DRY_RUN_PER_CLASS`, or more when a
+    ``*_fraction`` (validation or test share, rounded per class) would leave a class without one."""
+    fractions = [value for key, value in settings.items() if key.endswith("_fraction") and value]
+    return max([DRY_RUN_PER_CLASS] + [math.floor(0.5 / f) + 1 for f in fractions])
+
+
+def dry_run_settings(settings: dict) -> dict:
+    """A copy of ``settings`` capped for a dry run: short trainings on a few images, same networks.
+
+    Caps the per-class data of :data:`DRY_RUN_DATA` to :func:`dry_run_per_class` and the settings
+    named in :data:`DRY_RUN_CAPS` (epochs to 1, ``steps_per_epoch`` to 2, ``patience`` to 1,
+    timing and example counts to a few, ...), shortens the sweeps of :data:`DRY_RUN_PREFIX` and
+    replaces the settings of :data:`DRY_RUN_VALUES`, in nested dicts too. Every other setting, in
+    particular every architecture setting (input sizes, filters, stages, FC units, hash bits,
+    pyramid channels, vocabulary sizes), keeps its value.
+    """
+    caps = {**DRY_RUN_CAPS, **dict.fromkeys(DRY_RUN_DATA, dry_run_per_class(settings))}
+    capped = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            value = dry_run_settings(value)
+        elif key in DRY_RUN_VALUES:
+            value = DRY_RUN_VALUES[key]
+        elif key in DRY_RUN_PREFIX:
+            value = value[:DRY_RUN_PREFIX[key]]
+        elif key in caps and not (key == "patience" and value is None):
+            value = caps[key] if value is None else min(value, caps[key])
+        capped[key] = value
+    return capped
+
+
+
+def get_profile(profile: str, section: str, *, dry_run: bool = False, **overrides) -> dict:
     """Settings of one notebook ``section`` under ``profile``, with keyword ``overrides``.
+
+    With ``dry_run=True`` the settings are capped by :func:`dry_run_settings` (before the overrides).
 
     Raises:
         ValueError: unknown profile or section.
@@ -142,6 +223,8 @@ def get_profile(profile: str, section: str, **overrides) -> dict:
     if section not in sections:
         raise ValueError(f"Profile {profile!r} has no section {section!r}; it has {sorted(sections)}")
     settings = copy.deepcopy(sections[section])
+    if dry_run:
+        settings = dry_run_settings(settings)
     unknown = set(overrides) - set(settings)
     if unknown:
         raise ValueError(f"Unknown settings {sorted(unknown)} for section {section!r}")

@@ -33,6 +33,7 @@
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | paper
+dry_run = False  # True: the profile capped to a few images and training steps (`make dry-run`)
 data_dir = None  # None: $CBMIR_DATA_DIR, else the data registry's cache and downloads (`cbmir-data list`)
 seed = 0
 out_dir = "outputs/01_open_benchmark"
@@ -58,7 +59,7 @@ from cbmir_tf.data.benchmark import REGISTRY, composition, load_benchmark
 from cbmir_tf.profiles import get_profile
 from cbmir_tf.report import environment_summary, glue_value, show_figure, show_table, write_provenance
 
-settings = get_profile(profile, "data")
+settings = get_profile(profile, "data", dry_run=dry_run)
 warnings.simplefilter("ignore", UserWarning)  # the leakage warning is reported in the text below
 
 # %% [markdown]
@@ -93,8 +94,9 @@ show_table(registry, "registry", out_dir)
 # sets are therefore optimistic; the sets with a source split are not affected.
 
 # %%
-benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed, profile=profile)
-write_provenance(out_dir, {"profile": profile, "seed": seed, **settings}, benchmark)
+benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed, profile=profile,
+                           dry_run=dry_run)
+write_provenance(out_dir, {"profile": profile, "dry_run": dry_run, "seed": seed, **settings}, benchmark)
 benchmark
 
 # %%

@@ -48,6 +48,7 @@
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | paper
+dry_run = False  # True: the profile capped to a few images and training steps (`make dry-run`)
 data_dir = None  # None: $CBMIR_DATA_DIR, else the data registry's cache and downloads (`cbmir-data list`)
 seed = 0
 out_dir = "outputs/03_paper002_bovw_cnn"
@@ -88,7 +89,7 @@ from cbmir_tf.report import environment_summary, glue_value, show_figure, show_t
 from cbmir_tf.seeding import seed_everything
 from cbmir_tf.rerank import rerank_hits, rerank_sweep
 
-settings = get_profile(profile, "bovw_cnn")
+settings = get_profile(profile, "bovw_cnn", dry_run=dry_run)
 seed_everything(seed)  # seeds and deterministic TF ops
 warnings.simplefilter("ignore", UserWarning)  # patient-leakage warning: see the benchmark chapter
 P_COLS = [f"P@{k}" for k in range(1, 11)]
@@ -110,7 +111,8 @@ settings
 # phase of Table IV.
 
 # %%
-benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed, profile=profile)
+benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed, profile=profile,
+                           dry_run=dry_run)
 data = validation_split(benchmark, settings["val_fraction"], seed)
 source_note = describe_source(benchmark)
 glue_value("source_note", source_note)
@@ -119,7 +121,7 @@ glue_value("n_regions", pd.Series(data.codes).str.split("-").str[1].nunique())
 glue_value("n_modalities", pd.Series(data.codes).str.split("-").str[0].nunique())
 archive, queries = data.take_split("train", "val"), data.take_split("test")
 sweep_db, sweep_q = np.flatnonzero(archive.split == "train"), np.flatnonzero(archive.split == "val")
-write_provenance(out_dir, {"profile": profile, "seed": seed, **settings}, data)
+write_provenance(out_dir, {"profile": profile, "dry_run": dry_run, "seed": seed, **settings}, data)
 print(f"sweep: {len(sweep_db)} archive images, {len(sweep_q)} validation queries")
 print(f"test:  {len(archive)} archive images, {len(queries)} test queries")
 print(f"codes: {len(np.unique(data.codes))}; data: {source_note}")

@@ -39,6 +39,7 @@
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | paper
+dry_run = False  # True: the profile capped to a few images and training steps (`make dry-run`)
 data_dir = None  # None: $CBMIR_DATA_DIR, else the data registry's cache and downloads (`cbmir-data list`)
 seed = 0
 out_dir = "outputs/04_paper003_cnnc_rbc"
@@ -78,7 +79,7 @@ from cbmir_tf.report import environment_summary, glue_value, show_figure, show_t
 from cbmir_tf.seeding import seed_everything
 from cbmir_tf.roi import draw_roi_matches, match_roi
 
-settings = get_profile(profile, "cnnc_rbc")
+settings = get_profile(profile, "cnnc_rbc", dry_run=dry_run)
 warnings.simplefilter("ignore", UserWarning)  # patient-leakage warning: see the benchmark chapter
 settings
 
@@ -94,11 +95,12 @@ settings
 # {glue:text}`source_note`.
 
 # %%
-benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed, profile=profile)
+benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed, profile=profile,
+                           dry_run=dry_run)
 dev = validation_split(benchmark.take_split("train"), settings["val_fraction"], seed)
 fit_set, val_set = dev.take_split("train"), dev.take_split("val")
 archive, queries = benchmark.take_split("train"), benchmark.take_split("test")
-write_provenance(out_dir, {"profile": profile, "seed": seed, **settings}, benchmark)
+write_provenance(out_dir, {"profile": profile, "dry_run": dry_run, "seed": seed, **settings}, benchmark)
 source_note = describe_source(benchmark)
 glue_value("source_note", source_note)
 print(f"{len(benchmark.class_names)} codes; training {len(fit_set)} + validation {len(val_set)} images; "

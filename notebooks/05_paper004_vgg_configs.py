@@ -44,6 +44,7 @@
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | paper
+dry_run = False  # True: the profile capped to a few images and training steps (`make dry-run`)
 data_dir = None  # None: $CBMIR_DATA_DIR, else the data registry's cache and downloads (`cbmir-data list`)
 seed = 0
 out_dir = "outputs/05_paper004_vgg_configs"
@@ -86,7 +87,7 @@ from cbmir_tf.models.vgg_configs import (CONFIGS, VGGConfig, VGGPreprocessor, an
 from cbmir_tf.profiles import get_profile
 from cbmir_tf.report import environment_summary, glue_value, show_figure, show_table, write_provenance
 
-settings = get_profile(profile, "vgg_configs")
+settings = get_profile(profile, "vgg_configs", dry_run=dry_run)
 warnings.simplefilter("ignore", UserWarning)  # patient-leakage warning: see the benchmark chapter
 tf.get_logger().setLevel("ERROR")  # one predict function per trained model is expected here
 machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores"
@@ -106,7 +107,8 @@ settings
 if irma_dir:
     raw = load_irma_2009(irma_dir, split="all", size=settings["image_size"])
 else:
-    raw = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed, profile=profile)
+    raw = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed, profile=profile,
+                         dry_run=dry_run)
 labels, region_names = anatomy_labels(raw.codes)
 dataset = dataclasses.replace(raw.subset(labels >= 0), labels=labels[labels >= 0], class_names=region_names)
 if settings["max_per_class"]:
@@ -121,7 +123,8 @@ else:
     source_note = describe_source(raw)
 glue_value("source_note", f"{source_note}, {len(region_names)} regions")
 print(f"data: {source_note}, {len(region_names)} regions")
-write_provenance(out_dir, {"profile": profile, "seed": seed, "irma_dir": irma_dir, **settings}, raw)
+write_provenance(out_dir, {"profile": profile, "dry_run": dry_run, "seed": seed, "irma_dir": irma_dir,
+                           **settings}, raw)
 counts = dataset.summary()
 counts.insert(0, "codes", [", ".join(sorted({c for c, l in zip(dataset.codes, dataset.labels) if l == i}))
                            for i in range(len(region_names))])

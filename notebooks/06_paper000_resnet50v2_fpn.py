@@ -43,6 +43,7 @@
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | paper
+dry_run = False  # True: the profile capped to a few images and training steps (`make dry-run`)
 data_dir = None  # None: $CBMIR_DATA_DIR, else the data registry's cache and downloads (`cbmir-data list`)
 seed = 0
 out_dir = "outputs/06_paper000_resnet50v2_fpn"
@@ -84,9 +85,11 @@ from cbmir_tf.profiles import get_profile
 from cbmir_tf.report import environment_summary, glue_value, show_figure, show_table, write_provenance
 from cbmir_tf.seeding import seed_everything
 
-settings = get_profile(profile, "resnet50v2_fpn")
+settings = get_profile(profile, "resnet50v2_fpn", dry_run=dry_run)
 warnings.simplefilter("ignore", UserWarning)  # patient-leakage warning: see the benchmark chapter
 model_dir = Path(os.environ.get("CBMIR_MODEL_DIR", "~/.cache/cbmir_tf/models")).expanduser() / "06_paper000" / profile
+if dry_run:  # never replace a real run's models with a dry run's
+    model_dir = Path(out_dir) / "models"
 settings
 
 # %% [markdown]
@@ -108,7 +111,7 @@ settings
 # {glue:text}`source_note`.
 
 # %%
-benchmark = load_benchmark(data_dir, profile=profile)
+benchmark = load_benchmark(data_dir, profile=profile, dry_run=dry_run)
 source_note = describe_source(benchmark)
 glue_value("source_note", f"{source_note}, {len(benchmark.class_names)} codes")
 glue_value("n_codes", len(benchmark.class_names))
@@ -117,7 +120,7 @@ data = validation_split(data, settings["val_fraction"], seed)
 fit_set, val_set = data.take_split("train"), data.take_split("val")
 archive, queries = data.take_split("train", "val"), data.take_split("test")
 x_bal, y_bal, sources = balance_classes(fit_set.images, fit_set.labels, settings["balance_per_class"], seed)
-write_provenance(out_dir, {"profile": profile, "seed": seed, **settings}, benchmark)
+write_provenance(out_dir, {"profile": profile, "dry_run": dry_run, "seed": seed, **settings}, benchmark)
 print(f"balanced training set: {len(x_bal)} images ({settings['balance_per_class']} per code) from {len(fit_set)}; "
       f"validation {len(val_set)}; archive {len(archive)}; queries {len(queries)}")
 print(f"data: {source_note}, {len(benchmark.class_names)} codes")

@@ -54,6 +54,7 @@
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | paper
+dry_run = False  # True: the profile capped to a few images and training steps (`make dry-run`)
 data_dir = None  # None: $CBMIR_DATA_DIR, else the data registry's cache and downloads (`cbmir-data list`)
 seed = 0
 out_dir = "outputs/07_paper001_inresnet_hashing"
@@ -97,7 +98,7 @@ from cbmir_tf.profiles import get_profile
 from cbmir_tf.report import environment_summary, glue_value, show_figure, show_table, write_provenance
 from cbmir_tf.seeding import seed_everything
 
-settings = get_profile(profile, "inres_hashing")
+settings = get_profile(profile, "inres_hashing", dry_run=dry_run)
 seed_everything(seed)  # seeds and deterministic TF ops
 machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores"
 settings
@@ -121,7 +122,7 @@ series = load_lung_pet_ct_dx_sample(data_dir)
 box = max(series.boxes, key=lambda b: (b["xmax"] - b["xmin"]) * (b["ymax"] - b["ymin"]))
 hu = series.hu[box["slice"]]
 steps = lung_mask_steps(hu, LUNG_THRESHOLD_HU)
-write_provenance(out_dir, {"profile": profile, "seed": seed, **settings})
+write_provenance(out_dir, {"profile": profile, "dry_run": dry_run, "seed": seed, **settings})
 print(f"{len(series)} slices of {series.hu.shape[1]} x {series.hu.shape[2]} px, {series.pixel_spacing[0]:.3f} mm "
       f"pixels, {series.slice_thickness} mm slices; HU range {series.hu.min():.0f} .. {series.hu.max():.0f}; "
       f"{len(series.boxes)} tumour boxes")

@@ -42,6 +42,7 @@
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | paper
+dry_run = False  # True: the profile capped to a few images and training steps (`make dry-run`)
 data_dir = None  # None: $CBMIR_DATA_DIR, else the data registry's cache and downloads (`cbmir-data list`)
 irma_root = None  # folder of the ImageCLEFmed 2009 images, to run the same comparison on IRMA too
 seed = 0
@@ -81,7 +82,7 @@ from cbmir_tf.profiles import get_profile
 from cbmir_tf.report import environment_summary, glue_value, show_figure, show_table, write_provenance
 from cbmir_tf.seeding import seed_everything
 
-settings = get_profile(profile, "side_by_side")
+settings = get_profile(profile, "side_by_side", dry_run=dry_run)
 seed_everything(seed)
 warnings.simplefilter("ignore", UserWarning)  # patient-leakage warning: see the benchmark chapter
 machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores"
@@ -98,9 +99,10 @@ settings
 # This build's data: {glue:text}`source_note`.
 
 # %%
-benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed, profile=profile)
+benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed, profile=profile,
+                           dry_run=dry_run)
 archive, queries = benchmark.take_split("train"), benchmark.take_split("test")
-write_provenance(out_dir, {"profile": profile, "seed": seed, **settings}, benchmark)
+write_provenance(out_dir, {"profile": profile, "dry_run": dry_run, "seed": seed, **settings}, benchmark)
 source_note = describe_source(benchmark)
 glue_value("source_note", source_note)
 print(f"archive {len(archive)} images, {len(queries)} test queries, {len(benchmark.class_names)} codes; "

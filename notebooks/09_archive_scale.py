@@ -36,6 +36,7 @@
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | paper
+dry_run = False  # True: the profile capped to a few images and training steps (`make dry-run`)
 data_dir = None  # None: $CBMIR_DATA_DIR, else the data registry's cache and downloads (`cbmir-data list`)
 seed = 0
 out_dir = "outputs/09_archive_scale"
@@ -71,7 +72,7 @@ from cbmir_tf.profiles import get_profile
 from cbmir_tf.report import environment_summary, glue_value, show_figure, show_table, write_provenance
 from cbmir_tf.seeding import seed_everything
 
-settings = get_profile(profile, "scale")
+settings = get_profile(profile, "scale", dry_run=dry_run)
 seed_everything(seed)
 warnings.simplefilter("ignore", UserWarning)  # patient-leakage warning: see the benchmark chapter
 settings
@@ -107,13 +108,15 @@ settings
 # This build's images: {glue:text}`source_note`, resized by each descriptor to its own input size.
 
 # %%
-benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed, profile=profile)
+benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed, profile=profile,
+                           dry_run=dry_run)
 archive, tests = benchmark.take_split("train"), benchmark.take_split("test")
 picks = np.sort(np.random.default_rng(seed).choice(len(tests), min(settings["n_queries"], len(tests)),
                                                     replace=False))
 database, queries = scale.real_features(archive.images), scale.real_features(tests.images[picks])
 sizes = sorted({len(archive), *settings["sizes"]})
-write_provenance(out_dir, {"profile": profile, "seed": seed, **settings, "sizes": sizes}, benchmark)
+write_provenance(out_dir, {"profile": profile, "dry_run": dry_run, "seed": seed, **settings, "sizes": sizes},
+                 benchmark)
 source_note = describe_source(benchmark)
 glue_value("source_note", source_note)
 print(f"real archive: {len(archive)} images; queries: {len(picks)} test images; sizes: {sizes}")

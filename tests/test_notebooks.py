@@ -48,7 +48,7 @@ def test_every_notebook_has_a_parameters_cell_with_the_profile():
         cells = jupytext.read(script).cells
         tagged = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, script
-        for name in ("profile", "data_dir", "seed", "out_dir"):
+        for name in ("profile", "dry_run", "data_dir", "seed", "out_dir"):
             assert f"{name} =" in tagged[0].source, (script, name)
 
 

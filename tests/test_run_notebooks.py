@@ -73,3 +73,20 @@ def test_a_failing_chapter_becomes_an_error_page_and_the_build_goes_on(tmp_path,
     assert f'source_commit = "{head or "main"}"' in injected[0].source
     assert 'source_repository = "https://github.com/' in injected[0].source
     assert f"smoke {head or 'main'}" in executed.cells[-1].outputs[0].text
+
+
+def test_a_dry_run_injects_dry_run_and_writes_only_under_its_own_folder(tmp_path, monkeypatch, capsys):
+    runner = _runner(tmp_path, monkeypatch)
+    monkeypatch.setattr(runner, "DRY_RUN", tmp_path / "dry-run")
+    chapter = tmp_path / "02_runs.py"
+    chapter.write_text(GOOD.replace('profile = "cpu"\n', 'profile = "cpu"\ndry_run = False\n')
+                       + "print('dry run' if dry_run else 'full run', out_dir)\n", encoding="utf-8")
+
+    assert runner.main(["--profile", "paper", "--dry-run", str(chapter)]) == 0
+    assert "[paper, dry run] executing" in capsys.readouterr().out
+    assert not (tmp_path / "chapters").exists() and not (tmp_path / "generated").exists()
+    executed = nbformat.read(tmp_path / "dry-run" / "chapters" / "02_runs.ipynb", as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert 'profile = "paper"' in injected[0].source and "dry_run = True" in injected[0].source
+    out_dir = tmp_path / "dry-run" / "generated" / "02_runs"
+    assert executed.cells[-1].outputs[-1].text.endswith(f"\ndry run {out_dir}\n")

@@ -203,7 +203,8 @@ def load_member(member: str | Member, root=None, *, verify: bool = True) -> Imag
 
 
 def load_benchmark(root=None, *, source: str = "auto", members=None, max_per_class: int | None = None,
-                   seed: int = 0, verify: bool = True, profile: str = "cpu") -> ImageDataset:
+                   seed: int = 0, verify: bool = True, profile: str = "cpu",
+                   dry_run: bool = False) -> ImageDataset:
     """Load the open multi-axis benchmark as one `ImageDataset` of grey images coded by modality and region.
 
     Args:
@@ -218,6 +219,8 @@ def load_benchmark(root=None, *, source: str = "auto", members=None, max_per_cla
         verify: Check each file's checksum against the data registry. Defaults to `True`.
         profile: The profile whose ``benchmark`` section picks the fallback's MedMNIST sets,
             image size and subsample. Defaults to ``"cpu"``.
+        dry_run: Read that section capped for a dry run (``get_profile(..., dry_run=True)``).
+            Defaults to `False`.
 
     Returns:
         An `ImageDataset` whose class names are the codes ``MOD-region-finding``, with
@@ -229,7 +232,7 @@ def load_benchmark(root=None, *, source: str = "auto", members=None, max_per_cla
         raise ValueError(f"source must be 'auto', 'local' or 'fallback'. Received: source={source!r}")
     present = available_members(root)
     if source == "fallback" or (source == "auto" and not present and members is None):
-        parts, source = fallback_parts(root, profile, seed), "fallback"
+        parts, source = fallback_parts(root, profile, seed, dry_run), "fallback"
     else:
         chosen = [MEMBERS[k] for k in members] if members else present
         if not chosen:
@@ -250,7 +253,8 @@ def load_benchmark(root=None, *, source: str = "auto", members=None, max_per_cla
     return dataclasses.replace(benchmark, meta=meta)
 
 
-def fallback_parts(root=None, profile: str = "cpu", seed: int = 0) -> list[ImageDataset]:
+def fallback_parts(root=None, profile: str = "cpu", seed: int = 0,
+                   dry_run: bool = False) -> list[ImageDataset]:
     """The benchmark without its eight sets: the profile's MedMNIST 2D sets, coded like them.
 
     Each set keeps its official split (validation joins training) and each image its code,
@@ -259,7 +263,7 @@ def fallback_parts(root=None, profile: str = "cpu", seed: int = 0) -> list[Image
     from cbmir_tf.data.medmnist import load_medmnist
     from cbmir_tf.profiles import get_profile
 
-    settings = get_profile(profile, "benchmark")
+    settings = get_profile(profile, "benchmark", dry_run=dry_run)
     parts = []
     for flag in settings["fallback_sets"]:
         data = load_medmnist(flag, settings["fallback_size"], root=root,
