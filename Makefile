@@ -18,7 +18,8 @@ endif
 # TF_CPP_MIN_LOG_LEVEL=3 hides TensorFlow C++ log noise in the executed notebooks
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export MPLBACKEND ?= Agg
-NOTEBOOKS ?= $(sort $(wildcard notebooks/[0-9]*.py))
+# NOTEBOOKS=notebooks/x.py ... runs only those; by default every chapter, in the order of _toc.yml
+NOTEBOOKS ?=
 
 .PHONY: help venv book notebooks html test dry-run clean
 

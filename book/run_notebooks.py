@@ -1,10 +1,10 @@
 """Execute the jupytext notebooks with papermill and store them in the book.
 
-For every ``notebooks/NN_name.py`` this converts the percent script to a
+For every ``notebooks/<topic>.py`` (in the order of ``_toc.yml``) this converts the percent script to a
 notebook (jupytext), executes it with papermill, injecting the profile and the
 output folder as parameters, and writes the executed notebook to
-``book/chapters/NN_name.ipynb`` and its figures and tables to
-``book/generated/NN_name/``. Each notebook is written to a temporary file and
+``book/chapters/<topic>.ipynb`` and its figures and tables to
+``book/generated/<topic>/``. Each notebook is written to a temporary file and
 renamed only when it ran to the end, so a failure never leaves a half-executed
 chapter behind.
 
@@ -30,8 +30,8 @@ images per code). A dry run's notebooks and outputs go to ``_build/dry-run/`` (`
 ``generated/``), never to the book's folders, so it cannot overwrite published results, and
 no HTML is built from them (``make dry-run``).
 
-    python book/run_notebooks.py --profile smoke notebooks/02_hog_retrieval.py
-    python book/run_notebooks.py --profile paper --dry-run notebooks/07_paper001_inresnet_hashing.py
+    python book/run_notebooks.py --profile smoke notebooks/hog_retrieval.py
+    python book/run_notebooks.py --profile paper --dry-run notebooks/paper001_inresnet_hashing.py
 """
 
 from __future__ import annotations
@@ -248,16 +248,24 @@ def run_notebook(script: Path, profile: str, seed: int = 0, dry_run: bool = Fals
     return target
 
 
+def toc_notebooks() -> list[Path]:
+    """Every chapter's jupytext script, in the book's order (``_toc.yml`` alone sets it)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    files = [chapter["file"] for part in toc.get("parts", []) for chapter in part.get("chapters", [])]
+    return [ROOT / "notebooks" / f"{Path(f).name}.py" for f in files if f.startswith("book/chapters/")]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="jupytext scripts (default: all)")
+    parser.add_argument("notebooks", nargs="*", type=Path,
+                        help="jupytext scripts (default: every chapter, in the order of _toc.yml)")
     parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dry-run", action="store_true",
                         help="cap the profile (a training step or two, a few images per code); "
                              f"write under {_public(str(DRY_RUN))}, not into the book")
     args = parser.parse_args(argv)
-    scripts = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9]*.py"))
+    scripts = args.notebooks or toc_notebooks()
     label = f"{args.profile}, dry run" if args.dry_run else args.profile
     results = []
     for script in scripts:

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_hog_notebook_runs_under_the_smoke_profile(tmp_path):
     from cbmir_tf.data.benchmark import available_members
 
-    notebook = jupytext.read(REPO / "notebooks" / "02_hog_retrieval.py")
+    notebook = jupytext.read(REPO / "notebooks" / "hog_retrieval.py")
     source = tmp_path / "hog.ipynb"
     nbformat.write(notebook, source)
     out_dir = tmp_path / "out"
@@ -44,7 +44,7 @@ def test_hog_notebook_runs_under_the_smoke_profile(tmp_path):
 
 
 def test_every_notebook_has_a_parameters_cell_with_the_profile():
-    for script in sorted((REPO / "notebooks").glob("[0-9]*.py")):
+    for script in sorted((REPO / "notebooks").glob("*.py")):
         cells = jupytext.read(script).cells
         tagged = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, script
@@ -55,7 +55,7 @@ def test_every_notebook_has_a_parameters_cell_with_the_profile():
 def test_every_notebook_requires_only_registered_data():
     from cbmir_tf.data import registry
 
-    for script in sorted((REPO / "notebooks").glob("[0-9]*.py")):
+    for script in sorted((REPO / "notebooks").glob("*.py")):
         for name in jupytext.read(script).metadata.get("cbmir", {}).get("requires", []):
             name = str(name).rstrip("/")
             assert name in registry.registry() or registry.entries(name), (script, name)

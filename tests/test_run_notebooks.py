@@ -90,3 +90,11 @@ def test_a_dry_run_injects_dry_run_and_writes_only_under_its_own_folder(tmp_path
     assert 'profile = "paper"' in injected[0].source and "dry_run = True" in injected[0].source
     out_dir = tmp_path / "dry-run" / "generated" / "02_runs"
     assert executed.cells[-1].outputs[-1].text.endswith(f"\ndry run {out_dir}\n")
+
+
+def test_the_toc_alone_orders_the_chapters(tmp_path, monkeypatch):
+    scripts = _runner(tmp_path, monkeypatch).toc_notebooks()
+    assert sorted(scripts) == sorted((REPO / "notebooks").glob("*.py"))  # every chapter, once
+    names = [script.stem for script in scripts]
+    assert names[:2] == ["open_benchmark", "hog_retrieval"]
+    assert names.index("paper000_resnet50v2_fpn") < names.index("side_by_side")

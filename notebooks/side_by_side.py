@@ -46,7 +46,7 @@ dry_run = False  # True: the profile capped to a few images and training steps (
 data_dir = None  # None: $CBMIR_DATA_DIR, else the data registry's cache and downloads (`cbmir-data list`)
 irma_root = None  # folder of the ImageCLEFmed 2009 images, to run the same comparison on IRMA too
 seed = 0
-out_dir = "outputs/08_side_by_side"
+out_dir = "outputs/side_by_side"
 source_repository = "https://github.com/cbmir-tf/cbmir-tf"  # repository.url of _config.yml
 source_commit = "main"  # the book build injects the commit it ran on (git rev-parse HEAD)
 

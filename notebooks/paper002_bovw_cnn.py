@@ -21,7 +21,7 @@
 # comparison (Fig. 6), re-ranking for every ordered pair of methods over a grid of `k_prep` (Figs. 7
 # and 8), the test mP@k for k = 1..10 (Fig. 9), mAP by region, modality and both (Table III), the
 # offline time (Table IV), the time per query (Table V) and example queries with their top five hits
-# (Appendix A). The HOG sweeps of Figs. 4 and 5 are in the {doc}`02_hog_retrieval` chapter; this
+# (Appendix A). The HOG sweeps of Figs. 4 and 5 are in the {doc}`hog_retrieval` chapter; this
 # chapter uses the HOG configuration the paper chose there.
 #
 # **Data:** the open multi-axis benchmark (its eight sets: MR, CT, X-ray and ultrasound; brain, chest,
@@ -40,7 +40,7 @@
 #   re-weighted by TF-IDF (the paper's Eq. 1) and compared by cosine distance. RootSIFT, the square
 #   root of the L1-normalised SIFT vector, replaces SIFT's Euclidean geometry by the Hellinger kernel.
 # * **HOG.** One histogram of oriented gradients per image, compared by L1 distance (chapter
-#   {doc}`02_hog_retrieval`).
+#   {doc}`hog_retrieval`).
 # * **CNN.** The last feature map of a network pretrained on ImageNet, without any training on the
 #   radiology images, shrunk by a 5 x 5 average pooling and compared by L2 distance.
 #
@@ -51,7 +51,7 @@ profile = "cpu"  # smoke | cpu | paper
 dry_run = False  # True: the profile capped to a few images and training steps (`make dry-run`)
 data_dir = None  # None: $CBMIR_DATA_DIR, else the data registry's cache and downloads (`cbmir-data list`)
 seed = 0
-out_dir = "outputs/03_paper002_bovw_cnn"
+out_dir = "outputs/paper002_bovw_cnn"
 source_repository = "https://github.com/cbmir-tf/cbmir-tf"  # repository.url of _config.yml
 source_commit = "main"  # the book build injects the commit it ran on (git rev-parse HEAD)
 
@@ -261,7 +261,7 @@ show_table(root_table, "fig3_bovw_rootsift_table", out_dir)
 #
 # ## HOG
 #
-# The HOG sweeps of the paper (Figs. 4 and 5) are reproduced in {doc}`02_hog_retrieval`. Here HOG
+# The HOG sweeps of the paper (Figs. 4 and 5) are reproduced in {doc}`hog_retrieval`. Here HOG
 # uses the paper's final choice: 64-pixel cells, 128-pixel blocks sliding by 64 pixels, 15 bins, on
 # images resized to 256 pixels, compared by L1.
 

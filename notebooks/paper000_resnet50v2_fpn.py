@@ -46,7 +46,7 @@ profile = "cpu"  # smoke | cpu | paper
 dry_run = False  # True: the profile capped to a few images and training steps (`make dry-run`)
 data_dir = None  # None: $CBMIR_DATA_DIR, else the data registry's cache and downloads (`cbmir-data list`)
 seed = 0
-out_dir = "outputs/06_paper000_resnet50v2_fpn"
+out_dir = "outputs/paper000_resnet50v2_fpn"
 source_repository = "https://github.com/cbmir-tf/cbmir-tf"  # repository.url of _config.yml
 source_commit = "main"  # the book build injects the commit it ran on (git rev-parse HEAD)
 
@@ -87,7 +87,7 @@ from cbmir_tf.seeding import seed_everything
 
 settings = get_profile(profile, "resnet50v2_fpn", dry_run=dry_run)
 warnings.simplefilter("ignore", UserWarning)  # patient-leakage warning: see the benchmark chapter
-model_dir = Path(os.environ.get("CBMIR_MODEL_DIR", "~/.cache/cbmir_tf/models")).expanduser() / "06_paper000" / profile
+model_dir = Path(os.environ.get("CBMIR_MODEL_DIR", "~/.cache/cbmir_tf/models")).expanduser() / "paper000_resnet50v2_fpn" / profile
 if dry_run:  # never replace a real run's models with a dry run's
     model_dir = Path(out_dir) / "models"
 settings

@@ -44,7 +44,7 @@ profile = "cpu"  # smoke | cpu | paper
 dry_run = False  # True: the profile capped to a few images and training steps (`make dry-run`)
 data_dir = None  # None: $CBMIR_DATA_DIR, else the data registry's cache and downloads (`cbmir-data list`)
 seed = 0
-out_dir = "outputs/02_hog_retrieval"
+out_dir = "outputs/hog_retrieval"
 source_repository = "https://github.com/cbmir-tf/cbmir-tf"  # repository.url of _config.yml
 source_commit = "main"  # the book build injects the commit it ran on (git rev-parse HEAD)
 
