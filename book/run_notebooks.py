@@ -85,25 +85,13 @@ def source_commit() -> str:
 def missing_data(notebook: nbformat.NotebookNode) -> list[str]:
     """The registry names in the notebook's ``cbmir.requires`` metadata that are not available.
 
-    A name is either a registered file (available when :func:`cbmir_tf.data.registry.available`
-    says so: here, or downloadable) or a folder of registered files (available when every file
-    under it is). A name that is neither raises the registry's `KeyError`.
+    A name is a registered file or a folder of them (:func:`cbmir_tf.data.registry.available`:
+    here, or downloadable). A name that is neither raises the registry's `KeyError`.
     """
     from cbmir_tf.data import registry
 
-    missing = []
-    for name in notebook.metadata.get("cbmir", {}).get("requires", []):
-        name = str(name).rstrip("/")
-        if name in registry.registry():
-            ok = registry.available(name)
-        else:
-            items = registry.entries(name)
-            if not items:
-                registry.entry(name)  # raises: neither a registered file nor a folder of them
-            ok = all(registry.available(item.name) for item in items)
-        if not ok:
-            missing.append(name)
-    return missing
+    required = [str(name).rstrip("/") for name in notebook.metadata.get("cbmir", {}).get("requires", [])]
+    return [name for name in required if not registry.available(name)]
 
 
 def stand_in(notebook: nbformat.NotebookNode, missing: list[str]) -> nbformat.NotebookNode:

@@ -2,7 +2,7 @@
 
 Every file a test reads is a registered one (``cbmir-data list``), found by
 :func:`cbmir_tf.data.registry.fetch`: in ``$CBMIR_DATA_DIR`` when it is set (``make test``
-sets it to ``../shared/data`` when that folder exists), in an installed package (pydicom's
+sets it to a pre-filled data folder when one sits beside the repository), in an installed package (pydicom's
 test files), in the cache, or downloaded there (checksum-verified). So the suite runs on a
 fresh clone with internet access, and offline with a pre-filled data folder.
 

@@ -4,7 +4,7 @@
     cbmir-data fetch medmnist/breastmnist.npz dicom/CT_small.dcm
     cbmir-data fetch --all                # every downloadable file
     cbmir-data fetch open-benchmark       # rebuild the eight sets from their sources
-    cbmir-data mirror ../shared/data mirror/   # lay out a folder as a download mirror
+    cbmir-data mirror DATA_FOLDER mirror/      # lay out a data folder as a download mirror
 
 Errors are one line on stderr and a non-zero exit; ``fetch`` goes on past a file that
 fails and lists the failures at the end.
@@ -20,6 +20,11 @@ from pathlib import Path
 
 from cbmir_tf.config import cache_dir, data_dir
 from cbmir_tf.data import registry
+
+
+def _message(error: Exception) -> str:
+    """An exception as one line (a `KeyError` without the quotes its ``str`` adds)."""
+    return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
 
 
 def _size(item: registry.DataFile) -> str:
@@ -53,13 +58,10 @@ def fetch_files(args) -> int:
                 keys = list(MEMBERS) if name == "open-benchmark" else [name]
                 failed += [key for key in keys if not rebuild_member(key)]
                 continue
-            targets = [name] if name in registry.registry() else [e.name for e in registry.entries(name)]
-            if not targets:
-                raise KeyError(f"'{name}' is not in the data registry (see `cbmir-data list`)")
-            for target in targets:
+            for target in registry.file_names(name):
                 print(f"{target}: {registry.fetch(target, progressbar=sys.stderr.isatty())}")
         except (FileNotFoundError, ValueError, KeyError, OSError) as err:
-            print(f"cbmir-data: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+            print(f"cbmir-data: {_message(err)}", file=sys.stderr)
             failed.append(name)
     if failed:
         print(f"cbmir-data: {len(failed)} failed: {', '.join(failed)}", file=sys.stderr)
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except (FileNotFoundError, ValueError, KeyError, OSError) as err:
-        print(f"cbmir-data: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+        print(f"cbmir-data: {_message(err)}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         return 0

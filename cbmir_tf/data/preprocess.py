@@ -90,7 +90,8 @@ def to_model_input(images: np.ndarray, size: int | None = None) -> np.ndarray:
 def standardize_image(image: np.ndarray, size: int) -> np.ndarray:
     """Grey ``uint8``, centre-padded to a square and area-resized to ``size`` x ``size``.
 
-    This is the conversion that produced the benchmark's ``*_128.npz`` files.
+    The archive loaders (class folders, DICOM, IRMA, ``cbmir index``) use it; the benchmark's
+    ``*_128.npz`` files were made with Pillow instead (``benchmark.convert_source_image``).
     """
     return resize(pad_to_square(to_gray_uint8(image)), size)
 

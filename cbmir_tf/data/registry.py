@@ -89,6 +89,16 @@ def entries(prefix: str) -> list[DataFile]:
     return [e for name, e in sorted(registry().items()) if name.startswith(prefix.rstrip("/") + "/")]
 
 
+def file_names(name: str) -> list[str]:
+    """``[name]`` for a registered file, the names of its files for a folder; `KeyError` otherwise."""
+    if name in registry():
+        return [name]
+    names = [item.name for item in entries(name)]
+    if not names:
+        raise KeyError(f"'{name}' is not in the data registry (see `cbmir-data list`)")
+    return names
+
+
 def downloads_allowed() -> bool:
     """Downloads are on unless ``CBMIR_ALLOW_DOWNLOAD`` is ``0``/``false``/``no``."""
     return os.environ.get(ALLOW_DOWNLOAD_ENV, "1").strip().lower() not in {"0", "false", "no"}
@@ -200,9 +210,7 @@ def fetch_folder(folder: str, root: str | os.PathLike | None = None) -> Path:
     That is ``$CBMIR_DATA_DIR/<folder>`` when it holds them all, else ``<cache>/<folder>``
     (filled from the packages or by downloads).
     """
-    items = entries(folder)
-    if not items:
-        raise KeyError(f"no registered files under '{folder}/' (see `cbmir-data list`)")
+    items = [entry(name) for name in file_names(folder)]
     data = configured_data_dir(root)
     if data is not None and all((data / item.name).is_file() for item in items):
         for item in items:
@@ -227,9 +235,9 @@ def status(name: str, root: str | os.PathLike | None = None) -> str:
 
 
 def available(name: str, root: str | os.PathLike | None = None) -> bool:
-    """Whether ``name`` is here or can be downloaded (downloads allowed)."""
-    state = status(name, root)
-    return state != "missing" and (state != "downloadable" or downloads_allowed())
+    """Whether the file ``name`` (every file, for a folder) is here or can be downloaded."""
+    states = {status(file, root) for file in file_names(name)}
+    return "missing" not in states and ("downloadable" not in states or downloads_allowed())
 
 
 def make_mirror(data_folder: str | os.PathLike, out: str | os.PathLike) -> list[DataFile]:

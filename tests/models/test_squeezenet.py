@@ -29,7 +29,7 @@ def pretrained(weights_path):
 
 def test_architecture_matches_the_weights_file_readme():
     model = SqueezeNet(weights=None, input_shape=(224, 224, 3))
-    assert model.count_params() == 722_496  # the weights file's README (shared/data/weights/README.md)
+    assert model.count_params() == 722_496  # the registered weights file (`cbmir-data list`): 722,496 parameters
     assert model.output.shape == (None, 13, 13, 512)
     assert model.get_layer("fire9_concat").output.shape[-1] == 512
     assert all(layer.name for layer in model.layers)
