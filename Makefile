@@ -21,13 +21,15 @@ export MPLBACKEND ?= Agg
 # NOTEBOOKS=notebooks/x.py ... runs only those; by default every chapter, in the order of _toc.yml
 NOTEBOOKS ?=
 
-.PHONY: help venv book notebooks html test dry-run clean
+.PHONY: help venv book notebooks html test dry-run clean clean-cache
 
 help:
 	@echo "make book [PROFILE=smoke|cpu|paper]   execute the notebooks and build the HTML book"
 	@echo "make test                             run the test suite"
 	@echo "make dry-run                          every chapter under PROFILE=paper, capped to a training step"
 	@echo "                                      or two on a few images per code (output: _build/dry-run/)"
+	@echo "make clean                            remove the built book and executed notebooks (keeps trained networks)"
+	@echo "make clean-cache                      remove the trained networks (\$$CBMIR_MODEL_CACHE, default ~/.cache/cbmir_tf/models)"
 
 $(BIN)/activate: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -60,5 +62,10 @@ test: venv
 dry-run: venv
 	$(BIN)/python book/run_notebooks.py --profile paper --dry-run $(NOTEBOOKS)
 
+# The built book; the trained networks in the model cache stay (see clean-cache).
 clean:
 	rm -rf _build book/chapters/*.ipynb book/generated
+
+# The train-once model cache (cbmir_tf.methods.cache): every network is trained again next time.
+clean-cache: venv
+	$(BIN)/python -c "from cbmir_tf.methods.cache import clean; clean()"

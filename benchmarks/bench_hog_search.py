@@ -19,7 +19,7 @@ import numpy as np
 from cbmir_tf.data.benchmark import load_benchmark
 from cbmir_tf.evaluation import time_per_query
 from cbmir_tf.features.hog import HOGDescriptor
-from cbmir_tf.index import Index
+from cbmir_tf.search.index import Index
 
 
 def main() -> None:

@@ -6,7 +6,7 @@
 The archive is the benchmark's training split, described by HOG (324-d float, L2) and Radon
 barcodes (728 bits, Hamming); the queries are test images. The real archive size is always
 measured too. Larger archives are the real vectors followed by replicas of them with small seeded
-perturbations (see ``cbmir_tf.scale.replicate``): beyond the real images, the vectors are not
+perturbations (see ``cbmir_tf.search.scale.replicate``): beyond the real images, the vectors are not
 images of anyone. Builds run on ``--threads`` threads, every search on one; timings are wall-clock
 on this machine and nothing here is asserted. The CSV is the table the scale chapter plots.
 """
@@ -25,7 +25,7 @@ import pandas as pd
 
 from cbmir_tf.data.benchmark import load_benchmark
 from cbmir_tf.data.io import atomic_write
-from cbmir_tf.scale import memory_bandwidth, real_features, run_scale_benchmark
+from cbmir_tf.search.scale import memory_bandwidth, real_features, run_scale_benchmark
 
 
 def main() -> None:

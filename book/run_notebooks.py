@@ -30,6 +30,11 @@ images per code). A dry run's notebooks and outputs go to ``_build/dry-run/`` (`
 ``generated/``), never to the book's folders, so it cannot overwrite published results, and
 no HTML is built from them (``make dry-run``).
 
+At the end the runner prints each chapter's status and time. A full run of every chapter (no
+dry run) also writes that table to ``book/chapter_times_<profile>.md``, with the machine, the
+commit and the size of the model cache; the rerun page includes it, so the book always shows how
+long its last full run took.
+
     python book/run_notebooks.py --profile smoke notebooks/hog_retrieval.py
     python book/run_notebooks.py --profile paper --dry-run notebooks/paper001_inresnet_hashing.py
 """
@@ -236,6 +241,22 @@ def run_notebook(script: Path, profile: str, seed: int = 0, dry_run: bool = Fals
     return target
 
 
+def times_table(results: list[ChapterResult], profile: str) -> str:
+    """The per-chapter times of a full run as a Markdown table, with the machine and the model cache."""
+    import platform
+
+    from cbmir_tf.methods.cache import cached_entries
+
+    cache = cached_entries()
+    lines = [f"Profile `{profile}`, commit `{source_commit()[:10]}`, {time.strftime('%Y-%m-%d')}, "
+             f"{platform.processor() or platform.machine()} with {os.cpu_count()} CPU cores; model cache at the "
+             f"end: {len(cache)} trained networks, {sum(r['bytes'] for r in cache) / 2**20:.0f} MiB.", "",
+             "| chapter | status | minutes |", "|---|---|---:|"]
+    lines += [f"| {r.script.stem} | {r.status} | {r.seconds / 60:.1f} |" for r in results]
+    lines.append(f"| **total** | | **{sum(r.seconds for r in results) / 60:.1f}** |")
+    return "\n".join(lines) + "\n"
+
+
 def toc_notebooks() -> list[Path]:
     """Every chapter's jupytext script, in the book's order (``_toc.yml`` alone sets it)."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
@@ -267,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'chapter':<{width}}  {'status':<8}  {'seconds':>7}")
     for r in results:
         print(f"{r.script.stem:<{width}}  {r.status:<8}  {r.seconds:>7.0f}")
+    print(f"{'total':<{width}}  {'':<8}  {sum(r.seconds for r in results):>7.0f}")
+    if not args.notebooks and not args.dry_run:  # a full run: keep its times for the rerun page
+        with atomic_write(ROOT / "book" / f"chapter_times_{args.profile}.md", "w", encoding="utf-8") as f:
+            f.write(times_table(results, args.profile))
     failed = [r.script.stem for r in results if r.status == "FAILED"]
     if failed:
         print(f"\n{len(failed)} chapter(s) FAILED: {', '.join(failed)}", flush=True)

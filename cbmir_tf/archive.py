@@ -7,7 +7,7 @@ one folder, atomically (`cbmir_tf.data.io.atomic_directory`)::
 
     manifest.json        method, parameters, image size, package version, checksums, skipped files
     images.csv           id, path relative to the indexed folder
-    index/               the FAISS index of the (first) descriptor (`cbmir_tf.index.Index.save`)
+    index/               the FAISS index of the (first) descriptor (`cbmir_tf.search.index.Index.save`)
     <part>_state.npz     learned state of a descriptor (the BoVW vocabulary and idf), if any
     rerank_vectors.npy   the archive's vectors under the re-ranking descriptor, if any
 
@@ -30,8 +30,9 @@ import cbmir_tf
 from cbmir_tf.data.dicom import is_dicom
 from cbmir_tf.data.io import IMAGE_EXTENSIONS, atomic_directory, read_image, sha256sum
 from cbmir_tf.data.preprocess import standardize_image
-from cbmir_tf.index import Index
-from cbmir_tf.methods import DescriptorMethod, RerankedMethod, RetrievalMethod, make_method
+from cbmir_tf.search.index import Index
+from cbmir_tf.methods import DescriptorMethod, RetrievalMethod, make_method
+from cbmir_tf.methods.reranked import Reranked
 
 __all__ = ["Archive", "build_archive", "find_images", "read_images"]
 
@@ -78,11 +79,11 @@ def read_images(paths: Sequence[Path], size: int, progress: bool = False
 
 def _parts(method: RetrievalMethod) -> dict[str, DescriptorMethod]:
     """The descriptor methods inside a label-free method: ``primary`` and, if re-ranked, ``rerank``."""
-    if isinstance(method, RerankedMethod):
+    if isinstance(method, Reranked):
         return {"primary": method.first, "rerank": method.second}
     if isinstance(method, DescriptorMethod):
         return {"primary": method}
-    raise TypeError(f"only DescriptorMethod and RerankedMethod can be stored. Got {type(method).__name__}.")
+    raise TypeError(f"only DescriptorMethod and Reranked can be stored. Got {type(method).__name__}.")
 
 
 def _learned_state(descriptor) -> dict[str, np.ndarray]:
@@ -119,10 +120,11 @@ class Archive:
         """Leave-one-out: every archive image queries the others, from the stored vectors."""
         index = _parts(self.method)["primary"].index_
         vectors, own = index.index_.reconstruct_n(0, index.ntotal), np.arange(len(self))
-        if isinstance(self.method, RerankedMethod):
+        if isinstance(self.method, Reranked):
             k = min(k, self.method.k_prep, len(self) - 1)
-            return self.method.search_vectors(vectors, self.method.second.vectors_, k, exclude=own)
-        return self.method.search_vectors(vectors, k, exclude=own)
+            return self.method.search_described({"first": vectors, "second": self.method.second.vectors_}, k,
+                                                exclude=own)
+        return self.method.search_described(vectors, k, exclude=own)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the archive folder atomically (see the module docstring). Returns ``path``."""
@@ -241,7 +243,7 @@ def build_archive(folder: str | os.PathLike, method: str = "hog", *, image_size:
                    for s in tqdm(range(0, len(images), batch_size), desc=f"describing ({part.name})",
                                  unit="batch", disable=not progress)]
         if name == "primary":
-            part.add_vectors(np.concatenate(vectors))
+            part.add_described(np.concatenate(vectors))
         else:
             part.vectors_ = np.concatenate(vectors)
     relative = [p.relative_to(folder).as_posix() for p in kept]

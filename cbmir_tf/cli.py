@@ -86,7 +86,7 @@ def _read_query(path: str, size: int) -> tuple[np.ndarray, np.ndarray]:
 def contact_sheet(query: np.ndarray, hits: list[np.ndarray], titles: list[str], roi=None, boxes=None, scores=None):
     """The query and its hits in one figure; with an ROI, the query box and each hit's matched box."""
     from cbmir_tf import plots
-    from cbmir_tf.roi import draw_roi_matches
+    from cbmir_tf.search.roi import draw_roi_matches
 
     if roi is not None:
         return draw_roi_matches(query, roi, np.stack(hits), boxes, scores, titles=titles, ax_size=1.8)
@@ -99,7 +99,7 @@ def cmd_query(args) -> int:
     matplotlib.use("Agg")
     from cbmir_tf.archive import Archive
     from cbmir_tf.data.io import atomic_write
-    from cbmir_tf.roi import match_roi
+    from cbmir_tf.search.roi import match_roi
 
     archive = Archive.load(args.index, method=args.method)
     original, query = _read_query(args.image, archive.image_size)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from cbmir_tf.index import Index
+from cbmir_tf.search.index import Index
 from cbmir_tf.irma import CodeHierarchy, code_axes
 from cbmir_tf.metrics import (axis_relevance, map_at_kmax, mean_average_precision, mean_precision_at_k,
                              retrieval_irma_error)

@@ -102,3 +102,28 @@ def counts_bar(table: pd.DataFrame, column: str = "total", label: str = "code"):
     ax.legend(handles, colours.keys(), title="modality", fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def training_curves(runs: Mapping[str, Mapping], title: str = ""):
+    """Loss (solid) and validation loss (dashed) per epoch of each training run, best epoch marked.
+
+    Args:
+        runs: ``{network name: TrainingRun.to_dict()}``, e.g. a learned method's ``training_``
+            (several methods' runs can be merged into one dict).
+        title: Figure title.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for (name, run), colour in zip(runs.items(), plt.cm.tab10.colors):
+        history = run["history"]
+        epochs = range(1, len(history["loss"]) + 1)
+        ax.plot(epochs, history["loss"], color=colour, label=f"{name} ({run['stopped_by']}, "
+                                                              f"{run['wall_s']:.0f} s)")
+        if "val_loss" in history:
+            ax.plot(epochs, history["val_loss"], color=colour, ls="--")
+            best = run["best_epoch"]
+            ax.plot(best, history["val_loss"][best - 1], "o", color=colour, ms=5)
+    ax.set(xlabel="epoch", ylabel="loss (solid: training, dashed: validation)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig

@@ -24,7 +24,7 @@
 #
 # * a plain NumPy brute force (matrix products for float vectors, bit counts for binary codes);
 # * FAISS exact search (`flat`) and two approximate FAISS indexes: inverted lists (`ivf`) and a
-#   hierarchical navigable small-world graph (`hnsw`), all through `cbmir_tf.index.Index`;
+#   hierarchical navigable small-world graph (`hnsw`), all through `cbmir_tf.search.index.Index`;
 #
 # and beside them the **memory-bandwidth bound**: the bytes of the index divided by the rate at which
 # one core of this machine reads memory, that is, the time needed just to read the index once.
@@ -64,10 +64,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import NullFormatter
 
-from cbmir_tf import scale
+from cbmir_tf.search import scale
 from cbmir_tf.data.benchmark import describe_source, load_benchmark
 from cbmir_tf.data.io import atomic_write
-from cbmir_tf.index import Index
+from cbmir_tf.search.index import Index
 from cbmir_tf.profiles import get_profile
 from cbmir_tf.report import environment_summary, glue_value, show_figure, show_table, write_provenance
 from cbmir_tf.seeding import seed_everything
@@ -97,7 +97,7 @@ settings
 #   distance, the binary codes of paper 003 ({cite}`cnnc_rbc`) at a smaller size.
 #
 # Parameters of the indexes are `Index`'s defaults: IVF gets about sqrt(n) cells
-# (`cbmir_tf.index.default_nlist`; 1,000 at a million), here trained on a seeded sample of 40
+# (`cbmir_tf.search.index.default_nlist`; 1,000 at a million), here trained on a seeded sample of 40
 # vectors a cell, and HNSW 32 links a node. The defaults of the search knobs, `nprobe` = 16 and
 # `ef_search` = 64, were chosen on the real features, where they reach
 # recall@10 of at least 0.95 (the test suite checks this on a real subset).

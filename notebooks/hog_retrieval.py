@@ -70,7 +70,7 @@ from cbmir_tf.data.benchmark import describe_source, load_benchmark, source_labe
 from cbmir_tf.data.dataset import validation_split
 from cbmir_tf.evaluation import first_hit_error, retrieval_report, search_database, time_per_query
 from cbmir_tf.features.hog import PAPER_GRID, HOGDescriptor
-from cbmir_tf.index import Index
+from cbmir_tf.search.index import Index
 from cbmir_tf.profiles import get_profile
 from cbmir_tf.report import environment_summary, glue_value, show_figure, show_table, write_provenance
 

@@ -83,11 +83,11 @@ from cbmir_tf.evaluation import retrieval_report, search_database, time_per_quer
 from cbmir_tf.features.bovw import BoVWDescriptor, root_sift
 from cbmir_tf.features.cnn import CNNDescriptor
 from cbmir_tf.features.hog import HOGDescriptor
-from cbmir_tf.index import Index
+from cbmir_tf.search.index import Index
 from cbmir_tf.profiles import get_profile
 from cbmir_tf.report import environment_summary, glue_value, show_figure, show_table, write_provenance
 from cbmir_tf.seeding import seed_everything
-from cbmir_tf.rerank import rerank_hits, rerank_sweep
+from cbmir_tf.search.rerank import rerank_hits, rerank_sweep
 
 settings = get_profile(profile, "bovw_cnn", dry_run=dry_run)
 seed_everything(seed)  # seeds and deterministic TF ops

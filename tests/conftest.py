@@ -22,6 +22,12 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _model_cache(tmp_path_factory):
+    """Trained test networks go to a temporary model cache, never the user's."""
+    os.environ["CBMIR_MODEL_CACHE"] = str(tmp_path_factory.mktemp("model-cache"))
+
 OPEN_BENCHMARK_REASON = ("the eight-set open benchmark is not here: run `cbmir-data fetch open-benchmark` "
                          "or set CBMIR_DATA_DIR (README, 'Data')")
 

@@ -253,6 +253,22 @@ def load_benchmark(root=None, *, source: str = "auto", members=None, max_per_cla
     return dataclasses.replace(benchmark, meta=meta)
 
 
+def benchmark_split(root=None, *, profile: str = "cpu", seed: int = 0, dry_run: bool = False):
+    """The open benchmark as every method chapter uses it: ``(benchmark, archive, queries)``.
+
+    The archive is the benchmark's training split and the queries its test split, with the
+    profile's ``benchmark.max_per_class`` subset. Every chapter that trains a method calls this,
+    so that they all train on the same archive and share the trained networks
+    (:mod:`cbmir_tf.methods.cache`).
+    """
+    from cbmir_tf.profiles import get_profile
+
+    settings = get_profile(profile, "benchmark", dry_run=dry_run)
+    benchmark = load_benchmark(root, max_per_class=settings["max_per_class"], seed=seed, profile=profile,
+                               dry_run=dry_run)
+    return benchmark, benchmark.take_split("train"), benchmark.take_split("test")
+
+
 def fallback_parts(root=None, profile: str = "cpu", seed: int = 0,
                    dry_run: bool = False) -> list[ImageDataset]:
     """The benchmark without its eight sets: the profile's MedMNIST 2D sets, coded like them.

@@ -6,10 +6,13 @@ each projection at a "local" threshold -- the median of that projection's
 non-zero values -- and concatenates the binary projections. Paper 003 used
 192 x 192 images and 16 angles to re-rank its CNN-code candidates.
 
-The projections come from ``skimage.transform.radon`` with ``circle=False``, so
-the whole image (corners included) is projected and each projection has
-``ceil(sqrt(2) * image_size)``-ish bins (272 at 192 px): the code has
-``n_angles * projection_length`` bits (4,352 at the defaults).
+The projections follow ``skimage.transform.radon`` with ``circle=False``: the image is
+zero-padded to its diagonal, so the whole image (corners included) is projected and each
+projection has ``ceil(sqrt(2) * image_size)``-ish bins (272 at 192 px), and the code has
+``n_angles * projection_length`` bits (4,352 at the defaults). The rotations are OpenCV's
+bilinear ``warpAffine`` with scikit-image's geometry, about 4x faster than scikit-image's
+``warp``; the tests check that the codes agree with ``skimage.transform.radon``'s in more than
+99.9 % of their bits.
 
 Reference: Tizhoosh, "Barcode annotations for medical image retrieval: a preliminary
 investigation", ICIP 2015; used by paper 003 (Liu et al.), Section 3.2.
@@ -17,8 +20,8 @@ investigation", ICIP 2015; used by paper 003 (Liu et al.), Section 3.2.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
-from skimage.transform import radon
 
 from cbmir_tf.data.preprocess import resize_batch
 from cbmir_tf.features.base import Descriptor, check_images
@@ -28,13 +31,41 @@ def pack_codes(codes: np.ndarray) -> np.ndarray:
     """Pack bool codes ``(n, bits)`` into uint8 ``(n, ceil(bits / 8))``, padding with zero bits.
 
     Padding bits are zero in every code, so Hamming distances are unchanged; the result is
-    what ``cbmir_tf.index.Index("hamming")`` takes as packed codes.
+    what ``cbmir_tf.search.index.Index("hamming")`` takes as packed codes.
     """
     codes = np.asarray(codes)
     if codes.ndim != 2 or codes.dtype != bool:
         raise ValueError(f"codes must be a bool array of shape (n, bits). Got {codes.dtype} of shape "
                          f"{codes.shape} instead.")
     return np.packbits(codes, axis=1)
+
+
+def _padding(size: int) -> tuple[int, int, int]:
+    """Zero padding before and after a ``size`` side and the padded side, as ``skimage.transform.radon``
+    pads for ``circle=False`` (to the diagonal, the image centred)."""
+    pad = int(np.ceil(np.sqrt(2) * size - size))
+    before = (size + pad) // 2 - size // 2
+    return before, pad - before, size + pad
+
+
+def sinogram(image: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Radon projections ``(padded side, len(theta))`` of a square grey image at angles ``theta`` (degrees).
+
+    The geometry of ``skimage.transform.radon(image, theta, circle=False)``; each rotation is
+    OpenCV's bilinear ``warpAffine`` of the zero-padded image about its centre.
+    """
+    before, after, side = _padding(image.shape[0])
+    padded = np.pad(np.asarray(image, np.float32), ((before, after), (before, after)))
+    center = side // 2
+    out = np.empty((side, len(theta)), dtype=np.float64)
+    for i, angle in enumerate(np.deg2rad(theta)):
+        cos_a, sin_a = np.cos(angle), np.sin(angle)
+        inverse = np.array([[cos_a, sin_a, -center * (cos_a + sin_a - 1)],
+                            [-sin_a, cos_a, -center * (cos_a - sin_a - 1)]])
+        rotated = cv2.warpAffine(padded, inverse, (side, side), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        out[:, i] = rotated.sum(axis=0, dtype=np.float64)
+    return out
 
 
 class RadonBarcode(Descriptor):
@@ -73,7 +104,7 @@ class RadonBarcode(Descriptor):
         if images is not None:
             check_images(images)
         self.theta_ = np.arange(self.n_angles) * 180.0 / self.n_angles
-        self.projection_length_ = radon(np.zeros((self.image_size,) * 2), self.theta_, circle=False).shape[0]
+        self.projection_length_ = _padding(self.image_size)[2]
         self.n_features_out_ = self.n_angles * self.projection_length_
         return self
 
@@ -87,13 +118,13 @@ class RadonBarcode(Descriptor):
         """Radon projections ``(projection_length_, n_angles)`` of one grey image (after resizing)."""
         self._check_fitted()
         image = resize_batch(check_images(image, "image"), self.image_size)[0]
-        return radon(image.astype(np.float64), self.theta_, circle=False)
+        return sinogram(image, self.theta_)
 
     def _barcode(self, image: np.ndarray) -> np.ndarray:
-        sinogram = radon(image.astype(np.float64), self.theta_, circle=False)  # (length, angles)
-        code = np.zeros(sinogram.shape, dtype=bool)
-        for j in range(sinogram.shape[1]):
-            p = sinogram[:, j]
+        sinogram_ = sinogram(image, self.theta_)  # (length, angles)
+        code = np.zeros(sinogram_.shape, dtype=bool)
+        for j in range(sinogram_.shape[1]):
+            p = sinogram_[:, j]
             nonzero = p[p > 0]
             if nonzero.size:  # a black image gives an all-zero code
                 code[:, j] = p >= np.median(nonzero)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import keras
 
+from cbmir_tf.models.common import finish_model, image_input
 from cbmir_tf.models.resnet50v2_fpn import (
     FEATURE_LAYER,
     PREPROCESS_MODE,
@@ -31,7 +32,7 @@ NETWORKS = (*BACKBONES, "resnet50v2_fpn")
 
 
 def BackboneClassifier(backbone: str = "resnet50v2", include_top: bool = True, weights: str | None = None,
-                       input_shape: tuple[int, int, int] = (128, 128, 1), classes: int = 116,
+                       input_tensor=None, input_shape: tuple[int, int, int] = (128, 128, 1), classes: int = 116,
                        classifier_activation: str | None = "softmax", name: str | None = None, *,
                        feature_dim: int = 256, dropout: float = 0.3):
     """Instantiate a plain ``keras.applications`` backbone with the chapter's shared retrieval head.
@@ -48,6 +49,7 @@ def BackboneClassifier(backbone: str = "resnet50v2", include_top: bool = True, w
             feature vector. Defaults to `True`.
         weights: `None`, ``"imagenet"`` (backbone only, random with a warning when unavailable) or the
             path of a ``.weights.h5`` file of the whole model. Defaults to `None`.
+        input_tensor: Optional Keras tensor to use as the image input.
         input_shape: ``(height, width, 1)``, sides multiples of 32. Defaults to ``(128, 128, 1)``.
         classes: Number of classes. Defaults to 116 (IRMA 2007).
         classifier_activation: Activation of the last layer. Defaults to ``"softmax"``.
@@ -63,18 +65,17 @@ def BackboneClassifier(backbone: str = "resnet50v2", include_top: bool = True, w
         raise ValueError(f"backbone must be one of {tuple(BACKBONES)}. Received: backbone={backbone!r}")
     if int(feature_dim) < 1:
         raise ValueError(f"feature_dim must be positive. Received: feature_dim={feature_dim!r}")
+    if input_tensor is not None:
+        input_shape = tuple(input_tensor.shape[1:])
     check_common_args(weights, input_shape, classes, include_top, dropout)
     arch = BACKBONES[backbone]
-    inputs = keras.Input(shape=input_shape, name="image")
+    inputs = image_input(input_shape, input_tensor)
     net, _ = backbone_model(arch, "imagenet" if weights == "imagenet" else None, input_shape)
     net.name = backbone
     x = net(grey_stem(inputs, PREPROCESS_MODE[arch]))
     features = projection(x, int(feature_dim), name=FEATURE_LAYER)
     x = classification_head(features, int(classes), classifier_activation, dropout) if include_top else features
-    model = keras.Model(inputs, x, name=name or backbone)
-    if weights not in (None, "imagenet"):
-        model.load_weights(weights)
-    return model
+    return finish_model(inputs, x, input_tensor, name or backbone, weights)
 
 
 def build_network(network: str, *, input_shape=(128, 128, 1), classes: int = 116, weights=None,

@@ -14,9 +14,10 @@ A stem of two convolutions precedes ``stages`` pairs of (inV2, inRed); global av
 pooling then feeds **FC1** (ReLU), the latent layer **H** (``"hash"``, ``hash_bits`` sigmoid
 units whose kernel starts as random Gaussian projections, as LSH does) and **FC3**
 (``"fc3"``, softmax over the classes). Every layer is named, so features are taken by name.
-Training is plain SGD with a constant learning rate and the negative log-likelihood, as in
-the paper; all other kernels start from N(0, 0.01) (``init_stddev=None`` swaps in Keras'
-He / Glorot defaults, which suit short CPU runs better).
+All other kernels start from N(0, 0.01) as in the paper (``init_stddev=None`` swaps in
+Keras' He / Glorot defaults, which suit short CPU runs better). The network trains through
+:func:`cbmir_tf.models.training.train` (the paper: plain SGD at a constant rate, negative
+log-likelihood); :class:`cbmir_tf.methods.inres_hashing.InResHashing` holds the recipe.
 
 Reference: Qin et al. (paper 001), Section 3.2-3.4, Figs. 2-4; Szegedy et al., Inception-v4 /
 Inception-ResNet (2017); Lin et al., deep binary hash codes (CVPRW 2015).
@@ -24,14 +25,12 @@ Inception-ResNet (2017); Lin et al., deep binary hash codes (CVPRW 2015).
 
 from __future__ import annotations
 
-import os
-import sys
-
 import keras
 import numpy as np
 
 from cbmir_tf.data.preprocess import to_model_input
-from cbmir_tf.seeding import seed_everything
+from cbmir_tf.models.common import (check_builder_args, classifier, finish_model, image_input,
+                                     top_or_pooling)
 
 FEATURE_LAYERS = ("fc1", "hash", "fc3")
 
@@ -120,48 +119,38 @@ def InResNet(include_top: bool = True, weights: str | None = None, input_tensor=
     Returns:
         A `keras.Model`; layers ``"fc1"``, ``"hash"`` and ``"fc3"`` give the retrieval features.
     """
-    if not (weights is None or (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights))):
-        raise ValueError("weights must be None or the path of an existing .weights.h5 file. "
-                         f"Received: weights={weights!r}")
-    if pooling not in (None, "avg", "max"):
-        raise ValueError(f"pooling must be None, 'avg' or 'max'. Received: pooling={pooling!r}")
     step = 2 ** (int(stages) + 1)
-    if len(input_shape) != 3 or input_shape[0] % step or input_shape[1] % step:
-        raise ValueError(f"input_shape must be (height, width, channels) with sides divisible by "
-                         f"2**(stages + 1) = {step}. Received: input_shape={input_shape!r}")
+    check_builder_args(weights=weights, input_shape=input_shape, classes=classes, include_top=include_top,
+                       pooling=pooling, min_side=step)
+    if input_shape[0] % step or input_shape[1] % step:
+        raise ValueError(f"input_shape must have sides divisible by 2**(stages + 1) = {step}. "
+                         f"Received: input_shape={input_shape!r}")
     if int(stem_filters) % 4 or int(stem_filters) < 4:
         raise ValueError(f"stem_filters must be a positive multiple of 4. Received: stem_filters={stem_filters!r}")
-    if include_top and int(classes) < 2:
-        raise ValueError(f"classes must be at least 2. Received: classes={classes!r}")
     if int(hash_bits) < 1:
         raise ValueError(f"hash_bits must be positive. Received: hash_bits={hash_bits!r}")
 
-    inputs = keras.Input(shape=input_shape, name="image") if input_tensor is None else input_tensor
+    inputs = image_input(input_shape, input_tensor)
     x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
     x = conv_bn(x, stem_filters // 2, 3, "stem1", strides=2, seed=seed, stddev=init_stddev)
     x = conv_bn(x, stem_filters, 3, "stem2", seed=seed, stddev=init_stddev)
     for stage in range(1, int(stages) + 1):
         x = inv2_block(x, f"inv2_{stage}", seed=seed, stddev=init_stddev)
         x = inred_block(x, f"inred_{stage}", seed=seed, stddev=init_stddev)
-    if include_top:
+
+    def top(x):
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = keras.layers.Dense(fc1_units, activation="relu", kernel_initializer=_init(seed, init_stddev, True),
                                name="fc1")(x)
         x = keras.layers.Dropout(dropout, name="fc1_dropout")(x)
-        # LSH-like start: H's kernel is a Gaussian random projection of FC1 (unit variance per output).
+        # LSH-like start: H's kernel is a Gaussian random projection of FC1 (unit variance per output)
         projection = keras.initializers.RandomNormal(0.0, 1.0 / np.sqrt(fc1_units), seed=seed)
         x = keras.layers.Dense(hash_bits, activation="sigmoid", kernel_initializer=projection, name="hash")(x)
-        x = keras.layers.Dense(classes, activation=classifier_activation,
-                               kernel_initializer=_init(seed, init_stddev, True), name="fc3")(x)
-    elif pooling == "avg":
-        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    elif pooling == "max":
-        x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
-    source = keras.utils.get_source_inputs(inputs) if input_tensor is not None else inputs
-    model = keras.Model(source, x, name=name)
-    if weights is not None:
-        model.load_weights(weights)
-    return model
+        return classifier(x, classes, classifier_activation, name="fc3",
+                          kernel_initializer=_init(seed, init_stddev, True))
+
+    x = top_or_pooling(x, include_top=include_top, pooling=pooling, top=top)
+    return finish_model(inputs, x, input_tensor, name, weights)
 
 
 # keras.applications keeps a preprocess_input beside each model; ours is the shared one.
@@ -191,36 +180,3 @@ def binary_codes(hash_activations: np.ndarray) -> np.ndarray:
     if h.ndim != 2 or not np.isfinite(h).all():
         raise ValueError(f"hash_activations must be a finite (n, bits) array. Got shape {h.shape} instead.")
     return h >= 0.5
-
-
-def train_inres_net(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray, validation_data=None, *,
-                    epochs: int = 30, batch_size: int = 32, learning_rate: float = 1e-4, momentum: float = 0.0,
-                    seed: int = 0, verbose: int | str = "auto"):
-    """Train with SGD at a constant learning rate and the negative log-likelihood; returns the history.
-
-    The paper used plain SGD at 1e-4 for at most 30 epochs. Short CPU runs need a larger step
-    (and optionally momentum); the rate never decays.
-
-    Args:
-        model: An InRes-Net with its top (compiled here).
-        x_train: ``(n, h, w, 1)`` inputs from :func:`preprocess_input`.
-        y_train: ``(n,)`` integer labels.
-        validation_data: Optional ``(x_val, y_val)``, only monitored.
-        epochs: Defaults to 30 (the paper).
-        batch_size: Defaults to 32.
-        learning_rate: Constant SGD step. Defaults to 1e-4 (the paper).
-        momentum: SGD momentum. Defaults to 0 (plain SGD).
-        seed: Seeds Keras, NumPy and Python. Defaults to 0.
-        verbose: Keras progress; one line per epoch in notebooks. Defaults to ``"auto"``.
-    """
-    x_train, y_train = np.asarray(x_train), np.asarray(y_train)
-    if len(x_train) != len(y_train) or len(x_train) == 0:
-        raise ValueError(f"x_train and y_train must be non-empty and of equal length. "
-                         f"Got {len(x_train)} and {len(y_train)} instead.")
-    seed_everything(seed)
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=momentum),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    if verbose == "auto" and "ipykernel" in sys.modules:
-        verbose = 2
-    return model.fit(x_train, y_train, batch_size=batch_size, epochs=int(epochs), shuffle=True,
-                     validation_data=validation_data, verbose=verbose)

@@ -31,13 +31,13 @@ Detection", CVPR 2017; K. He et al., "Identity Mappings in Deep Residual Network
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import keras
 import numpy as np
 
 from cbmir_tf.data.preprocess import to_model_input
+from cbmir_tf.models.common import check_builder_args, classifier, finish_model, image_input
 
 FEATURE_LAYER = "features"
 PREDICTION_LAYER = "predictions"
@@ -54,16 +54,16 @@ PREPROCESS_MODE = {"ResNet50V2": "tf", "ResNet50": "caffe", "VGG16": "caffe"}
 
 
 def check_common_args(weights, input_shape, classes, include_top, dropout, multiple: int = 32) -> None:
-    """Validate the arguments every model of this chapter shares; raise ``ValueError`` naming the value."""
-    if not (weights in (None, "imagenet") or (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights))):
-        raise ValueError("weights must be None, 'imagenet' or the path of an existing weights file. "
-                         f"Received: weights={weights!r}")
-    if (len(input_shape) != 3 or input_shape[-1] != 1 or min(input_shape[:2]) < 32
-            or input_shape[0] % multiple or input_shape[1] % multiple):
+    """Validate the arguments every model of this chapter shares; raise ``ValueError`` naming the value.
+
+    The shared checks of :func:`cbmir_tf.models.common.check_builder_args` (with ``"imagenet"``
+    weights allowed), then a grey input with sides that are multiples of ``multiple``, and the dropout rate.
+    """
+    check_builder_args(weights=weights, input_shape=input_shape, classes=classes, include_top=include_top,
+                       min_side=32, allowed_weights=(None, "imagenet"))
+    if input_shape[-1] != 1 or input_shape[0] % multiple or input_shape[1] % multiple:
         raise ValueError(f"input_shape must be (height, width, 1) with sides that are multiples of {multiple} "
                          f"and at least 32. Received: input_shape={tuple(input_shape)!r}")
-    if include_top and int(classes) < 2:
-        raise ValueError(f"classes must be at least 2. Received: classes={classes!r}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must lie in [0, 1). Received: dropout={dropout!r}")
 
@@ -107,7 +107,7 @@ def projection(x, units: int, name: str):
 def classification_head(features, classes: int, classifier_activation, dropout: float):
     """Dropout on the feature vector, then the ``"predictions"`` classifier (shared by every network)."""
     x = keras.layers.Dropout(dropout, name=f"{FEATURE_LAYER}_dropout")(features) if dropout else features
-    return keras.layers.Dense(classes, activation=classifier_activation, name=PREDICTION_LAYER)(x)
+    return classifier(x, classes, classifier_activation, name=PREDICTION_LAYER)
 
 
 def fpn_top_down(stages: dict, pyramid_channels: int, name: str = "fpn") -> dict:
@@ -177,7 +177,7 @@ def ResNet50V2FPN(include_top: bool = True, weights: str | None = None, input_te
         input_shape = tuple(input_tensor.shape[1:])
     check_common_args(weights, input_shape, classes, include_top, dropout)
 
-    inputs = keras.Input(shape=input_shape, name="image") if input_tensor is None else input_tensor
+    inputs = image_input(input_shape, input_tensor)
     backbone, _ = backbone_model("ResNet50V2", "imagenet" if weights == "imagenet" else None, input_shape)
     taps = keras.Model(backbone.input, {level: backbone.get_layer(layer).output for level, (layer, _) in TAPS.items()},
                        name="resnet50v2_c2_c5")
@@ -187,11 +187,7 @@ def ResNet50V2FPN(include_top: bool = True, weights: str | None = None, input_te
     features = (keras.layers.Concatenate(name=FEATURE_LAYER)(vectors) if len(vectors) > 1
                 else keras.layers.Identity(name=FEATURE_LAYER)(vectors[0]))
     x = classification_head(features, int(classes), classifier_activation, dropout) if include_top else features
-    source = keras.utils.get_source_inputs(inputs) if input_tensor is not None else inputs
-    model = keras.Model(source, x, name=name)
-    if weights not in (None, "imagenet"):
-        model.load_weights(weights)
-    return model
+    return finish_model(inputs, x, input_tensor, name, weights)
 
 
 # keras.applications keeps a preprocess_input beside each model; ours is the shared one.

@@ -8,21 +8,18 @@ two fully connected ones, and random shifts augment the training images.
 The code is read before the ReLU of the last fully connected layer: ``fc2`` is a
 linear ``Dense`` followed by separate ``fc2_relu`` and ``fc2_dropout`` layers, so
 ``cnn_code_model(model)`` taps ``fc2`` by name. Binarised at 0 it is the paper's
-1000-bit CNNC.
+1000-bit CNNC. The network trains through :func:`cbmir_tf.models.training.train`, like every
+network of the book (:class:`cbmir_tf.methods.cnnc_rbc.CNNCRBC` holds paper 003's recipe).
 
 Reference: Liu et al. (paper 003), Section 3.1 and Table 1.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
 import keras
-import numpy as np
 
 from cbmir_tf.data.preprocess import to_model_input
-from cbmir_tf.seeding import seed_everything
+from cbmir_tf.models.common import check_builder_args, classifier, finish_model, image_input, top_or_pooling
 
 CODE_LAYER = "fc2"
 
@@ -72,39 +69,26 @@ def ShallowCNN(include_top: bool = True, weights: str | None = None, input_tenso
     Returns:
         A `keras.Model`; the layer ``"fc2"`` yields the (pre-ReLU) code.
     """
-    if not (weights is None or (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights))):
-        raise ValueError("weights must be None or the path of an existing .weights.h5 file. "
-                         f"Received: weights={weights!r}")
-    if pooling not in (None, "avg", "max"):
-        raise ValueError(f"pooling must be None, 'avg' or 'max'. Received: pooling={pooling!r}")
-    if len(input_shape) != 3 or min(input_shape[:2]) < 8:
-        raise ValueError(f"input_shape must be (height, width, channels) with sides of at least 8. "
-                         f"Received: input_shape={input_shape!r}")
-    if include_top and int(classes) < 2:
-        raise ValueError(f"classes must be at least 2. Received: classes={classes!r}")
+    check_builder_args(weights=weights, input_shape=input_shape, classes=classes, include_top=include_top,
+                       pooling=pooling)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must lie in [0, 1). Received: dropout={dropout!r}")
+    if int(code_bits) < 1:
+        raise ValueError(f"code_bits must be a positive integer. Received: code_bits={code_bits!r}")
 
-    inputs = keras.Input(shape=input_shape, name="image") if input_tensor is None else input_tensor
-    x = keras.layers.RandomTranslation(max_shift, max_shift, fill_mode="constant",
-                                       name="random_shift")(inputs)
+    def top(x):
+        x = keras.layers.Flatten(name="flatten")(x)
+        x = dense_block(x, int(code_bits), dropout, name="fc1")
+        x = dense_block(x, int(code_bits), dropout, name=CODE_LAYER)
+        return classifier(x, classes, classifier_activation)
+
+    inputs = image_input(input_shape, input_tensor)
+    x = keras.layers.RandomTranslation(max_shift, max_shift, fill_mode="constant", name="random_shift")(inputs)
     x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(x)
     for stage, filters in enumerate((32, 64, 128), start=1):
         x = conv_block(x, filters, name=f"block{stage}")
-    if include_top:
-        x = keras.layers.Flatten(name="flatten")(x)
-        x = dense_block(x, code_bits, dropout, name="fc1")
-        x = dense_block(x, code_bits, dropout, name=CODE_LAYER)
-        x = keras.layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    elif pooling == "avg":
-        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    elif pooling == "max":
-        x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
-    source = keras.utils.get_source_inputs(inputs) if input_tensor is not None else inputs
-    model = keras.Model(source, x, name=name)
-    if weights is not None:
-        model.load_weights(weights)
-    return model
+    x = top_or_pooling(x, include_top=include_top, pooling=pooling, top=top)
+    return finish_model(inputs, x, input_tensor, name, weights)
 
 
 # keras.applications keeps a preprocess_input beside each model; ours is the shared one.
@@ -120,56 +104,3 @@ def cnn_code_model(model: keras.Model, layer: str = CODE_LAYER) -> keras.Model:
         raise ValueError(f"{model.name} has no layer {layer!r}; it has {names}. "
                          "Build it with ShallowCNN(include_top=True).") from None
     return keras.Model(model.inputs, output, name=f"{model.name}_{layer}_code")
-
-
-def train_classifier(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
-                     validation_data: tuple[np.ndarray, np.ndarray] | None = None, *, epochs: int = 50,
-                     batch_size: int = 64, learning_rate: float = 1e-3, patience: int | None = 5,
-                     seed: int = 0, verbose: int | str = "auto", steps_per_epoch: int | None = None):
-    """Train a softmax classifier with Adam and sparse cross-entropy; returns the Keras history.
-
-    The paper trained for 50 epochs without naming its optimiser; Adam is our choice. With
-    ``validation_data`` and ``patience``, training stops when the validation loss has not
-    improved for ``patience`` epochs and the best weights are restored.
-
-    Args:
-        model: A compiled or uncompiled classifier (it is compiled here).
-        x_train: ``(n, h, w, 1)`` inputs (uint8 0..255 for ``ShallowCNN``).
-        y_train: ``(n,)`` integer labels.
-        validation_data: Optional ``(x_val, y_val)`` for early stopping.
-        epochs: Most epochs. Defaults to 50 (the paper).
-        batch_size: Defaults to 64.
-        learning_rate: Adam step size. Defaults to 1e-3.
-        patience: Epochs without improvement before stopping; `None` disables early stopping.
-        seed: Seeds Keras, NumPy and Python and makes TF ops deterministic (``cbmir_tf.seeding.seed_everything``). Defaults to 0.
-        verbose: Keras progress: ``"auto"``, 0, 1 or 2 (one line per epoch). Defaults to ``"auto"``.
-        steps_per_epoch: Cap on batches per epoch (for quick runs); `None` = the whole set.
-    """
-    x_train, y_train = np.asarray(x_train), np.asarray(y_train)
-    if len(x_train) != len(y_train) or len(x_train) == 0:
-        raise ValueError(f"x_train and y_train must be non-empty and of equal length. "
-                         f"Got {len(x_train)} and {len(y_train)} instead.")
-    seed_everything(seed)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    callbacks = []
-    if validation_data is not None and patience is not None:
-        callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=int(patience),
-                                                       restore_best_weights=True))
-    if steps_per_epoch is not None:  # a random subset of batches per epoch, reshuffled each epoch
-        n = min(len(x_train), int(steps_per_epoch) * batch_size)
-        rng = np.random.default_rng(seed)
-
-        def batches():
-            while True:
-                idx = rng.permutation(len(x_train))[:n]
-                for s in range(0, n, batch_size):
-                    yield x_train[idx[s:s + batch_size]], y_train[idx[s:s + batch_size]]
-
-        data = {"x": batches(), "steps_per_epoch": -(-n // batch_size)}
-    else:
-        data = {"x": x_train, "y": y_train, "batch_size": batch_size, "shuffle": True}
-    if verbose == "auto" and "ipykernel" in sys.modules:
-        verbose = 2  # one line per epoch in notebooks
-    return model.fit(**data, epochs=int(epochs), validation_data=validation_data, callbacks=callbacks,
-                     verbose=verbose)

@@ -12,14 +12,11 @@ Reference: Ronneberger et al., "U-Net", MICCAI 2015; Qin et al. (paper 001), Sec
 
 from __future__ import annotations
 
-import os
-import sys
-
 import keras
 import numpy as np
 
 from cbmir_tf.data.preprocess import to_model_input
-from cbmir_tf.seeding import seed_everything
+from cbmir_tf.models.common import check_builder_args, finish_model, image_input
 
 
 def conv_block(x, filters: int, name: str):
@@ -55,16 +52,17 @@ def UNet(weights: str | None = None, input_tensor=None, input_shape: tuple[int, 
     Returns:
         A `keras.Model` mapping ``(n, h, w, c)`` to ``(n, h, w, classes)``.
     """
-    if not (weights is None or (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights))):
-        raise ValueError("weights must be None or the path of an existing .weights.h5 file. "
-                         f"Received: weights={weights!r}")
-    if int(depth) < 1 or int(filters) < 1:
-        raise ValueError(f"depth and filters must be positive. Received: depth={depth!r}, filters={filters!r}")
+    if int(depth) < 1 or int(filters) < 1 or int(classes) < 1:
+        raise ValueError(f"depth, filters and classes must be positive. Received: depth={depth!r}, "
+                         f"filters={filters!r}, classes={classes!r}")
     step = 2 ** int(depth)
-    if len(input_shape) != 3 or input_shape[0] % step or input_shape[1] % step:
-        raise ValueError(f"input_shape must be (height, width, channels) with sides divisible by 2**depth = "
-                         f"{step}. Received: input_shape={input_shape!r}")
-    inputs = keras.Input(shape=input_shape, name="image") if input_tensor is None else input_tensor
+    # the mask head is not a classifier top: classes may be 1
+    check_builder_args(weights=weights, input_shape=input_shape, classes=classes, include_top=False,
+                       min_side=step)
+    if input_shape[0] % step or input_shape[1] % step:
+        raise ValueError(f"input_shape must have sides divisible by 2**depth = {step}. "
+                         f"Received: input_shape={input_shape!r}")
+    inputs = image_input(input_shape, input_tensor)
     x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
     skips = []
     for level in range(int(depth)):
@@ -77,11 +75,7 @@ def UNet(weights: str | None = None, input_tensor=None, input_shape: tuple[int, 
         x = keras.layers.Concatenate(name=f"up{level + 1}_concat")([x, skips[level]])
         x = conv_block(x, filters * 2 ** level, name=f"up{level + 1}")
     outputs = keras.layers.Conv2D(classes, 1, activation=classifier_activation, name="mask")(x)
-    source = keras.utils.get_source_inputs(inputs) if input_tensor is not None else inputs
-    model = keras.Model(source, outputs, name=name)
-    if weights is not None:
-        model.load_weights(weights)
-    return model
+    return finish_model(inputs, outputs, input_tensor, name, weights)
 
 
 # keras.applications keeps a preprocess_input beside each model; ours is the shared one.
@@ -91,43 +85,16 @@ preprocess_input = to_model_input
 def dice_bce_loss(y_true, y_pred, smooth: float = 1.0):
     """Binary cross-entropy plus the soft Dice loss ``1 - (2 |A B| + s) / (|A| + |B| + s)`` per image.
 
-    The Dice term keeps the small lung area from being ignored at the start of training.
+    The Dice term keeps the small lung area from being ignored at the start of training. Masks
+    ``(n, h, w)`` and probabilities ``(n, h, w, 1)`` both work (Keras brings them to one rank).
     """
     y_true = keras.ops.cast(y_true, y_pred.dtype)
-    axes = (1, 2, 3)
+    axes = tuple(range(1, len(y_pred.shape)))  # every axis but the batch
     inter = keras.ops.sum(y_true * y_pred, axis=axes)
     total = keras.ops.sum(y_true, axis=axes) + keras.ops.sum(y_pred, axis=axes)
     soft_dice = 1.0 - (2.0 * inter + smooth) / (total + smooth)
-    bce = keras.ops.mean(keras.losses.binary_crossentropy(y_true, y_pred), axis=(1, 2))
+    bce = keras.ops.mean(keras.ops.binary_crossentropy(y_true, y_pred), axis=axes)
     return bce + soft_dice
-
-
-def train_unet(model: keras.Model, images: np.ndarray, masks: np.ndarray, *, epochs: int = 10,
-               batch_size: int = 8, learning_rate: float = 1e-3, seed: int = 0,
-               verbose: int | str = "auto"):
-    """Fit the U-Net to (image, mask) pairs with Adam and :func:`dice_bce_loss`; returns the history.
-
-    Args:
-        model: A U-Net (compiled here).
-        images: ``(n, h, w, 1)`` inputs from :func:`preprocess_input`.
-        masks: ``(n, h, w)`` or ``(n, h, w, 1)`` bool/0-1 target masks.
-        epochs: Defaults to 10.
-        batch_size: Defaults to 8.
-        learning_rate: Adam step size. Defaults to 1e-3.
-        seed: Seeds Keras, NumPy and Python. Defaults to 0.
-        verbose: Keras progress; one line per epoch in notebooks. Defaults to ``"auto"``.
-    """
-    masks = np.asarray(masks, dtype=np.float32)
-    masks = masks[..., None] if masks.ndim == 3 else masks
-    if len(images) != len(masks) or len(images) == 0 or np.shape(images)[1:3] != masks.shape[1:3]:
-        raise ValueError(f"images and masks must be non-empty with equal count and size. "
-                         f"Got {np.shape(images)} and {masks.shape} instead.")
-    seed_everything(seed)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=dice_bce_loss)
-    if verbose == "auto" and "ipykernel" in sys.modules:
-        verbose = 2
-    return model.fit(np.asarray(images), masks, batch_size=batch_size, epochs=int(epochs), shuffle=True,
-                     verbose=verbose)
 
 
 def predict_masks(model: keras.Model, images: np.ndarray, threshold: float = 0.5, batch_size: int = 16) -> np.ndarray:

@@ -23,8 +23,10 @@ Reading of the tables (their printed layout is partly merged cells):
   three FC layers in general; we follow the tables. Edit :data:`CONFIGS` to try
   the other reading.
 
-The paper's preprocessing (:class:`VGGPreprocessor`), augmentation (:func:`augment`)
-and training recipe (:func:`train_config`) sit beside the builder.
+The paper's preprocessing (:class:`VGGPreprocessor`) and augmentation (:func:`augment`)
+sit beside the builder. Training goes through :func:`cbmir_tf.models.training.train` (SGD with
+momentum, the recipe written in :mod:`cbmir_tf.profiles`), with :func:`augment` as its
+``augment`` hook; :class:`cbmir_tf.methods.vgg_configs.VGGConfigMethod` puts the pieces together.
 
 Reference: M. A. ElMarakbey et al., "Content based medical image retrieval using
 deep learning" (paper 004), Tables 1 and 3, Sections III.B and IV.B-C.
@@ -37,9 +39,10 @@ import keras
 import numpy as np
 from keras import layers
 
+from cbmir_tf.data.io import atomic_write
 from cbmir_tf.data.preprocess import clahe, resize_batch
 from cbmir_tf.irma import code_region
-from cbmir_tf.seeding import seed_everything
+from cbmir_tf.models.common import check_builder_args, classifier, finish_model, image_input, top_or_pooling
 
 #: Configurations A-G: kernel size, conv/pool stack in input order, hidden FC widths.
 CONFIGS: dict[str, dict] = {
@@ -63,8 +66,9 @@ IRMA_ANATOMY_GROUPS = {"2": "cranium", "3": "spine", "4": "upper extremity", "5"
                        "9": "lower extremity"}
 
 
-def VGGConfig(include_top=True, weights=None, input_shape=(128, 128, 1), pooling=None, classes=5,
-              classifier_activation="softmax", name=None, *, config="C", dropout=0.5, weight_decay=5e-4):
+def VGGConfig(include_top=True, weights=None, input_tensor=None, input_shape=(128, 128, 1), pooling=None,
+              classes=5, classifier_activation="softmax", name=None, *, config="C", dropout=0.5,
+              weight_decay=5e-4):
     """Instantiate one of the paper's VGG-style configurations A-G.
 
     Reference: ElMarakbey et al. (paper 004), Tables 1 (A-D, 3 x 3) and 3 (E-G, 5 x 5).
@@ -76,7 +80,9 @@ def VGGConfig(include_top=True, weights=None, input_shape=(128, 128, 1), pooling
     Args:
         include_top: Whether to add the FC layers and classifier. Defaults to `True`.
         weights: `None` (random) or the path of a ``.weights.h5`` file. Defaults to `None`.
-        input_shape: ``(height, width, channels)``. Defaults to ``(128, 128, 1)``.
+        input_tensor: Optional Keras tensor to use as the input. Defaults to `None`.
+        input_shape: ``(height, width, channels)``, sides of at least ``2 ** (number of
+            poolings)``. Defaults to ``(128, 128, 1)``.
         pooling: Without the top: `None`, ``"avg"`` or ``"max"`` global pooling. Defaults to `None`.
         classes: Number of classes. Defaults to 5.
         classifier_activation: Activation of the last layer. Defaults to ``"softmax"``.
@@ -92,16 +98,33 @@ def VGGConfig(include_top=True, weights=None, input_shape=(128, 128, 1), pooling
     """
     if config not in CONFIGS:
         raise ValueError(f"config must be one of {sorted(CONFIGS)}. Received: config={config!r}")
-    if pooling not in (None, "avg", "max"):
-        raise ValueError(f"pooling must be None, 'avg' or 'max'. Received: pooling={pooling!r}")
+    spec = CONFIGS[config]
+    check_builder_args(weights=weights, input_shape=input_shape, classes=classes, include_top=include_top,
+                       pooling=pooling, min_side=2 ** spec["stack"].count("pool"))
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must lie in [0, 1). Received: dropout={dropout}")
-    if include_top and int(classes) < 2:
-        raise ValueError(f"classes must be at least 2. Received: classes={classes}")
-    spec = CONFIGS[config]
     regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
-    inputs = keras.Input(shape=input_shape, name="input")
-    x, block, conv = inputs, 1, 1
+    inputs = image_input(input_shape, input_tensor)
+    x = _convolutions(inputs, spec, regularizer)
+
+    def top(x):
+        x = layers.Flatten(name="flatten")(x)
+        for i, width in enumerate(spec["fc"], start=1):
+            x = layers.Dense(width, activation="relu", kernel_initializer="he_normal",
+                             kernel_regularizer=regularizer, name=f"fc{i}")(x)
+            if i == len(spec["fc"]):
+                x = layers.Identity(name=FEATURE_LAYER)(x)
+            if dropout:
+                x = layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
+        return classifier(x, classes, classifier_activation, kernel_regularizer=regularizer)
+
+    x = top_or_pooling(x, include_top=include_top, pooling=pooling, top=top)
+    return finish_model(inputs, x, input_tensor, name or f"vgg_config_{config}", weights)
+
+
+def _convolutions(x, spec: dict, regularizer):
+    """The configuration's stack: 20-filter ReLU convolutions and 2 x 2 max poolings, in order."""
+    block, conv = 1, 1
     for step in spec["stack"]:
         if step == "conv":
             x = layers.Conv2D(FILTERS, spec["kernel_size"], padding="same", activation="relu",
@@ -111,24 +134,7 @@ def VGGConfig(include_top=True, weights=None, input_shape=(128, 128, 1), pooling
         else:
             x = layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
             block, conv = block + 1, 1
-    if include_top:
-        x = layers.Flatten(name="flatten")(x)
-        for i, width in enumerate(spec["fc"], start=1):
-            x = layers.Dense(width, activation="relu", kernel_initializer="he_normal",
-                             kernel_regularizer=regularizer, name=f"fc{i}")(x)
-            if i == len(spec["fc"]):
-                x = layers.Identity(name=FEATURE_LAYER)(x)
-            if dropout:
-                x = layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
-        x = layers.Dense(classes, activation=classifier_activation, kernel_regularizer=regularizer,
-                         name="predictions")(x)
-    elif pooling is not None:
-        pool = layers.GlobalAveragePooling2D if pooling == "avg" else layers.GlobalMaxPooling2D
-        x = pool(name=f"{pooling}_pool")(x)
-    model = keras.Model(inputs, x, name=name or f"vgg_config_{config}")
-    if weights is not None:
-        model.load_weights(weights)
-    return model
+    return x
 
 
 def anatomy_labels(codes) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -193,6 +199,23 @@ class VGGPreprocessor:
             raise RuntimeError("This VGGPreprocessor is not fitted yet: call fit first.")
         return (self._pixels(images) - self.mean_image_)[..., None]
 
+    def save(self, path) -> None:
+        """Write the settings and the fitted mean image to ``path`` (``.npz``)."""
+        if not hasattr(self, "mean_image_"):
+            raise RuntimeError("This VGGPreprocessor is not fitted yet: call fit first.")
+        with atomic_write(path, "wb") as f:
+            np.savez(f, mean_image=self.mean_image_, image_size=self.image_size, use_clahe=self.use_clahe,
+                     clip_limit=self.clip_limit)
+
+    @classmethod
+    def load(cls, path) -> "VGGPreprocessor":
+        """A fitted preprocessor read back from a file written by :meth:`save`."""
+        with np.load(path) as saved:
+            prep = cls(image_size=int(saved["image_size"]), use_clahe=bool(saved["use_clahe"]),
+                       clip_limit=float(saved["clip_limit"]))
+            prep.mean_image_ = saved["mean_image"].astype(np.float32)
+        return prep
+
 
 def augment(x: np.ndarray, rng: np.random.Generator, crop_fraction: float = 0.875) -> np.ndarray:
     """Rotate each image by 0, 90, 180 or 270 degrees and take a random crop, resized back.
@@ -213,67 +236,6 @@ def augment(x: np.ndarray, rng: np.random.Generator, crop_fraction: float = 0.87
         crop = np.ascontiguousarray(np.rot90(x[i], k)[top:top + side, left:left + side])
         out[i] = cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR).reshape(x.shape[1:])
     return out
-
-
-class _Batches(keras.utils.PyDataset):
-    """Shuffled minibatches, augmented afresh in every epoch."""
-
-    def __init__(self, x, y, batch_size, seed):
-        super().__init__()
-        self.x, self.y, self.batch_size = x, y, batch_size
-        self.rng = np.random.default_rng(seed)
-        self.on_epoch_end()
-
-    def __len__(self):
-        return int(np.ceil(len(self.x) / self.batch_size))
-
-    def __getitem__(self, i):
-        idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
-        return augment(self.x[idx], self.rng), self.y[idx]
-
-    def on_epoch_end(self):
-        self.order = self.rng.permutation(len(self.x))
-
-
-def train_config(config, train, val, *, classes, epochs=30, batch_size=256, learning_rate=0.01,
-                 momentum=0.9, dropout=0.5, weight_decay=5e-4, use_augmentation=False, patience=5, seed=0,
-                 verbose=0):
-    """Train one configuration with the paper's recipe and early stopping on `val`.
-
-    SGD with momentum minimises the cross-entropy; training stops when the
-    validation loss has not improved for `patience` epochs, keeping the best weights.
-
-    Args:
-        config: ``"A"`` .. ``"G"``.
-        train: ``(x, y)``: float32 ``(n, h, w, 1)`` inputs (from :class:`VGGPreprocessor`)
-            and int ``(n,)`` labels.
-        val: ``(x, y)`` of the held-out validation images (the paper: 10 % of training).
-        classes: Number of classes.
-        epochs: Most epochs. Defaults to 30.
-        batch_size: Minibatch size (paper: 256). Defaults to 256.
-        learning_rate: SGD learning rate (not given in the paper). Defaults to 0.01.
-        momentum: SGD momentum. Defaults to 0.9.
-        dropout: Drop rate after the hidden FC layers. Defaults to 0.5.
-        weight_decay: L2 weight decay. Defaults to 5e-4.
-        use_augmentation: Random rotations and crops (:func:`augment`). Defaults to `False`.
-        patience: Early-stopping patience in epochs. Defaults to 5.
-        seed: Seeds the weights, the shuffling and the augmentation. Defaults to 0.
-        verbose: Keras verbosity. Defaults to 0.
-
-    Returns:
-        ``(model, history)``: the trained `keras.Model` and its ``History.history`` dict.
-    """
-    seed_everything(seed)
-    (x, y), (x_val, y_val) = train, val
-    model = VGGConfig(input_shape=x.shape[1:], classes=classes, config=config, dropout=dropout,
-                      weight_decay=weight_decay)
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=momentum),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    stop = keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=True)
-    data = (_Batches(x, y, batch_size, seed),) if use_augmentation else (x, y)
-    history = model.fit(*data, batch_size=None if use_augmentation else batch_size, epochs=epochs,
-                        validation_data=(x_val, y_val), callbacks=[stop], shuffle=True, verbose=verbose)
-    return model, history.history
 
 
 def feature_extractor(model: keras.Model) -> keras.Model:

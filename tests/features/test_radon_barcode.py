@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cbmir_tf.features.radon_barcode import RadonBarcode, pack_codes
-from cbmir_tf.index import Index
+from cbmir_tf.search.index import Index
 from cbmir_tf.metrics import axis_relevance
 
 
@@ -17,6 +17,30 @@ def test_length_is_angles_times_projection_length(ct_slices):
     codes = rbc.transform(ct_slices[:3])
     assert codes.shape == (3, 16 * 272) and codes.dtype == bool
     assert RadonBarcode(image_size=64, n_angles=8).fit().n_features_out_ == 8 * 91  # 64 + 27 bins
+
+
+@pytest.mark.parametrize("size, n_angles", [(192, 16), (65, 7)])
+def test_projections_and_codes_match_scikit_image(ct_slices, size, n_angles):
+    """OpenCV's rotations give scikit-image's Radon transform (its padding, centre and direction)."""
+    from skimage.transform import radon
+
+    from cbmir_tf.data.preprocess import resize_batch
+
+    rbc = RadonBarcode(image_size=size, n_angles=n_angles).fit()
+    images = resize_batch(ct_slices[::8], size)
+    ours = rbc.transform(ct_slices[::8])
+    agree = []
+    for image, code in zip(images, ours):
+        reference = radon(image.astype(np.float64), rbc.theta_, circle=False)
+        projections = rbc.projections(image)
+        assert projections.shape == reference.shape
+        np.testing.assert_allclose(projections, reference, rtol=0, atol=2e-3 * reference.max())
+        bits = np.zeros(reference.shape, bool)
+        for j in range(reference.shape[1]):
+            p = reference[:, j]
+            bits[:, j] = p >= np.median(p[p > 0])
+        agree.append((bits.T.ravel() == code).mean())
+    assert min(agree) > 0.999
 
 
 def test_codes_are_deterministic(ct_slices):

@@ -1,4 +1,5 @@
-"""InRes-Net of paper 001: module shapes, named feature layers, binary codes, and SGD at a constant rate."""
+"""InRes-Net of paper 001: module shapes, named feature layers, the shared builder ending, binary codes,
+and SGD at a constant rate through the book's one training loop."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import numpy as np
 import pytest
 
 from cbmir_tf.models.inres_net import (InResNet, binary_codes, extract_features, inred_block, inv2_block,
-                                       preprocess_input, train_inres_net)
+                                       preprocess_input)
+from cbmir_tf.models.training import train
 
 
 @pytest.mark.parametrize("side, channels", [(32, 16), (16, 64)])
@@ -36,6 +38,17 @@ def test_named_feature_layers_and_lsh_like_hash_init():
         InResNet(input_shape=(60, 60, 1), stages=2)
     with pytest.raises(ValueError, match="Received: pooling='mean'"):
         InResNet(include_top=False, pooling="mean")
+    with pytest.raises(ValueError, match="Received: weights='imagenet'"):
+        InResNet(weights="imagenet")
+
+
+def test_without_top_and_from_an_input_tensor():
+    pooled = InResNet(include_top=False, pooling="avg", input_shape=(32, 32, 1), stem_filters=8, stages=1)
+    assert pooled.output_shape == (None, 16) and "fc1" not in [layer.name for layer in pooled.layers]
+    tensor = keras.Input((32, 32, 1))
+    model = InResNet(input_tensor=tensor, input_shape=(32, 32, 1), classes=3, stem_filters=8, stages=1,
+                     fc1_units=16, hash_bits=8)
+    assert model.inputs[0] is tensor and model.output_shape == (None, 3)
 
 
 def test_codes_are_binary_and_deterministic_and_sgd_rate_stays_constant(small_benchmark):
@@ -44,7 +57,8 @@ def test_codes_are_binary_and_deterministic_and_sgd_rate_stays_constant(small_be
     x = preprocess_input(images, 32)
     model = InResNet(input_shape=(32, 32, 1), classes=4, hash_bits=16, fc1_units=32, stem_filters=8, stages=1,
                      init_stddev=None, seed=0)
-    train_inres_net(model, x, labels, epochs=1, batch_size=8, learning_rate=0.01, verbose=0)
+    run = train(model, x, labels, optimizer="sgd", learning_rate=0.01, epochs=1, batch_size=8, patience=None)
+    assert run.epochs_run == 1 and np.isfinite(run.history["loss"]).all()
     assert isinstance(model.optimizer, keras.optimizers.SGD)
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.01)
     first, second = extract_features(model, x), extract_features(model, x)

@@ -14,7 +14,7 @@ from cbmir_tf.models.resnet50v2_fpn import (
     feature_extractor,
     preprocess_input,
 )
-from cbmir_tf.models.training import fit_classifier, load_model, save_model
+from cbmir_tf.models.training import load_model, save_model, train
 
 
 @pytest.mark.parametrize("side", [64, 96, 128])
@@ -62,16 +62,15 @@ def test_baselines_share_the_head():
 
 
 def test_a_few_training_steps_lower_the_loss_on_real_images(small_benchmark):
-    train = small_benchmark.take_split("train")
-    codes = sorted(set(train.codes))  # 4 real codes: chest radiographs and breast ultrasound
-    keep = np.concatenate([np.flatnonzero(train.codes == c)[:3] for c in codes])  # 3 images each
-    x, y = preprocess_input(train.images[keep], 32), np.unique(train.labels[keep], return_inverse=True)[1]
+    split = small_benchmark.take_split("train")
+    codes = sorted(set(split.codes))  # 4 real codes: chest radiographs and breast ultrasound
+    keep = np.concatenate([np.flatnonzero(split.codes == c)[:3] for c in codes])  # 3 images each
+    x, y = preprocess_input(split.images[keep], 32), np.unique(split.labels[keep], return_inverse=True)[1]
     keras.utils.set_random_seed(0)
     model = ResNet50V2FPN(input_shape=(32, 32, 1), classes=4, pyramid_channels=32, level_dim=8, dropout=0.0)
     loss = keras.losses.SparseCategoricalCrossentropy()
     before = float(loss(y, model(x, training=True)))  # batch statistics: BN's moving averages lag behind
-    run = fit_classifier(model, x, y, epochs=3, batch_size=12, learning_rate=1e-3, seed=0, run_eagerly=True,
-                         verbose=0)  # three steps
+    run = train(model, x, y, epochs=3, batch_size=12, learning_rate=1e-3, seed=0, run_eagerly=True)  # three steps
     after = float(loss(y, model(x, training=True)))
     assert run.epochs_run == 3 and run.images_seen == 3 * len(x) and run.images_per_s > 0
     assert after < 0.8 * before, (before, after)
@@ -110,3 +109,21 @@ def test_imagenet_weights_fall_back_to_random_with_a_warning(monkeypatch, tmp_pa
     with pytest.warns(UserWarning, match="resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5.*RANDOM"):
         model = ResNet50V2FPN(weights="imagenet", input_shape=(32, 32, 1), classes=2)
     assert model.get_layer("features").output.shape[-1] == 256
+
+
+def test_a_weights_file_and_an_input_tensor_go_through_the_shared_ending(ct_slices, tmp_path):
+    keras.utils.set_random_seed(2)
+    model = BackboneClassifier("resnet50v2", input_shape=(32, 32, 1), classes=3, feature_dim=8)
+    model.save_weights(tmp_path / "plain.weights.h5")
+    keras.utils.set_random_seed(3)  # other initial weights, replaced by the file's
+    again = BackboneClassifier("resnet50v2", weights=str(tmp_path / "plain.weights.h5"), input_shape=(32, 32, 1),
+                               classes=3, feature_dim=8)
+    x = preprocess_input(ct_slices[:3], 32)
+    np.testing.assert_array_equal(again.predict_on_batch(x), model.predict_on_batch(x))
+    tensor = keras.Input((64, 64, 1), name="slice")
+    fpn = ResNet50V2FPN(input_tensor=tensor, classes=3, pyramid_channels=8, level_dim=4)
+    assert fpn.input_shape == (None, 64, 64, 1) and fpn.inputs[0].name == "slice"
+    with pytest.raises(ValueError, match="Received: weights='no_such.weights.h5'"):
+        BackboneClassifier(weights="no_such.weights.h5")
+    with pytest.raises(ValueError, match="Received: dropout=1.0"):
+        ResNet50V2FPN(input_shape=(32, 32, 1), dropout=1.0)

@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from cbmir_tf.models.shallow_cnn import ShallowCNN, cnn_code_model, preprocess_input, train_classifier
+from cbmir_tf.models.shallow_cnn import ShallowCNN, cnn_code_model, preprocess_input
+from cbmir_tf.models.training import train as train_model
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +58,10 @@ def test_bad_arguments_raise_with_the_value():
         ShallowCNN(include_top=False, pooling="mean")
     with pytest.raises(ValueError, match="Received: weights='imagenet'"):
         ShallowCNN(weights="imagenet")
+    with pytest.raises(ValueError, match="Received: dropout=1.0"):
+        ShallowCNN(dropout=1.0)
+    with pytest.raises(ValueError, match="Received: classes=1"):
+        ShallowCNN(classes=1)
     with pytest.raises(ValueError, match="has no layer 'fc9'"):
         cnn_code_model(ShallowCNN(input_shape=(32, 32, 1), classes=3), "fc9")
 
@@ -69,7 +74,7 @@ def test_a_few_training_steps_lower_the_loss_on_real_images(small_benchmark):
     net = ShallowCNN(input_shape=(48, 48, 1), classes=4, code_bits=128, dropout=0.2)
     net.compile(loss="sparse_categorical_crossentropy")
     before = net.evaluate(x, y, verbose=0, return_dict=True)["loss"]
-    history = train_classifier(net, x, y, epochs=5, batch_size=8, seed=0, verbose=0)
+    run = train_model(net, x, y, epochs=5, batch_size=8, seed=0)
     after = net.evaluate(x, y, verbose=0, return_dict=True)["loss"]
-    assert len(history.history["loss"]) == 5
+    assert run.epochs_run == 5 and len(run.history["loss"]) == 5
     assert after < 0.9 * before

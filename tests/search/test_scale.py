@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cbmir_tf.index import Index, default_nlist
-from cbmir_tf.scale import NumpyIndex, memory_bandwidth, real_features, recall_at_k, replicate, run_scale_benchmark
+from cbmir_tf.search.index import Index, default_nlist
+from cbmir_tf.search.scale import NumpyIndex, memory_bandwidth, real_features, recall_at_k, replicate, run_scale_benchmark
 
 K = 10
 

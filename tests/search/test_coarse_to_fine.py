@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cbmir_tf.coarse_to_fine import CoarseToFineSearch, class_filtered_ranking
+from cbmir_tf.search.coarse_to_fine import CoarseToFineSearch, class_filtered_ranking
 from cbmir_tf.data.preprocess import resize_batch
 
 

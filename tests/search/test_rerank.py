@@ -5,7 +5,7 @@ import pytest
 
 from cbmir_tf.evaluation import search_database
 from cbmir_tf.features.hog import HOGDescriptor
-from cbmir_tf.rerank import rerank_hits, rerank_sweep
+from cbmir_tf.search.rerank import rerank_hits, rerank_sweep
 
 
 @pytest.fixture(scope="module")

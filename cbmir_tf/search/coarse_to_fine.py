@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cbmir_tf.index import Index
+from cbmir_tf.search.index import Index
 
 __all__ = ["CoarseToFineSearch", "class_filtered_ranking"]
 

@@ -5,7 +5,7 @@ at hospital-archive sizes, :func:`replicate` grows the real descriptor vectors t
 real rows come first, unchanged, and every further row is a copy of a real row with a small
 seeded perturbation (Gaussian noise for float vectors, a few flipped bits for binary codes).
 :func:`run_scale_benchmark` then builds FAISS flat, IVF and HNSW indexes (through
-:class:`cbmir_tf.index.Index`) and a plain NumPy brute force (:class:`NumpyIndex`) at each size,
+:class:`cbmir_tf.search.index.Index`) and a plain NumPy brute force (:class:`NumpyIndex`) at each size,
 and reports build time, index bytes, per-query latency, batched throughput and recall@k against
 exact search, beside the memory-bandwidth bound (index bytes / :func:`memory_bandwidth`): the
 time one core needs just to read the index once.
@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 from cbmir_tf.evaluation import time_per_query
 from cbmir_tf.features.hog import HOGDescriptor
 from cbmir_tf.features.radon_barcode import RadonBarcode, pack_codes
-from cbmir_tf.index import DEFAULT_EF_SEARCH, DEFAULT_NPROBE, Index, default_nlist
+from cbmir_tf.search.index import DEFAULT_EF_SEARCH, DEFAULT_NPROBE, Index, default_nlist
 
 #: HOG at 128 px: 3 x 3 overlapping blocks of 2 x 2 cells of 32 px, 9 bins: 324-d float32 (1.3 GB at 1M).
 FLOAT_DESCRIPTOR = {"cell_size": 32, "block_size": 64, "block_stride": 32, "n_bins": 9, "image_size": 128}
@@ -199,7 +199,7 @@ def index_bytes(index: Index | NumpyIndex) -> int:
 def build(X: np.ndarray, metric: str, method: str, *, seed: int = 0) -> tuple[Index | NumpyIndex, str]:
     """Build one index of ``method`` (see :data:`METHODS`) over ``X``; return it and its build parameters.
 
-    IVF gets :func:`cbmir_tf.index.default_nlist` cells, trained on a seeded sample of ``IVF_TRAIN_PER_CELL`` rows a cell;
+    IVF gets :func:`cbmir_tf.search.index.default_nlist` cells, trained on a seeded sample of ``IVF_TRAIN_PER_CELL`` rows a cell;
     HNSW gets ``HNSW_M`` neighbours a node and FAISS' default ``efConstruction`` (40).
     """
     if method == "numpy":

@@ -1,7 +1,7 @@
 """Re-ranking with a second descriptor, in memory-bounded chunks (paper 002, Figs. 7-8).
 
 Paper 002 retrieves ``k_prep`` candidates with one method, re-sorts them by the
-distance under another method, and keeps the top ``k``. `cbmir_tf.index.rerank` does
+distance under another method, and keeps the top ``k``. `rerank` does
 the re-sort; it gathers a ``(nq, k_prep, d)`` block of candidate vectors, which for a
 few thousand queries, ``k_prep = 100`` and 4,608-d CNN vectors would not fit in memory,
 so `rerank_hits` feeds it a chunk of queries at a time.
@@ -15,7 +15,48 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from cbmir_tf.index import rerank
+from cbmir_tf.search.index import _PAD_INT, METRICS, _as_vectors
+
+
+def rerank(D, I, query_vectors, database_vectors, metric: str, k: int | None = None):
+    """Re-sort each row of candidates ``I`` by distance under a second descriptor; keep the top ``k``.
+
+    Args:
+        D: Distances of shape ``(nq, kp)`` from the first search (only its shape is used; ties
+            under the new distance keep the first search's order).
+        I: Candidate ids of shape ``(nq, kp)``, row positions in ``database_vectors``; -1 = padding.
+        query_vectors: ``(nq, d2)`` queries under the second descriptor.
+        database_vectors: ``(n, d2)`` database under the second descriptor.
+        metric: ``"l2"``, ``"l1"``, ``"cosine"`` or ``"hamming"`` (codes as accepted by ``Index.add``).
+        k: Neighbours to keep. Defaults to ``kp``.
+
+    Returns:
+        ``(D2, I2)`` of shape ``(nq, k)``, distances as ``Index.search`` reports them; padding last.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}. Received: metric={metric!r}")
+    I = np.asarray(I, dtype=np.int64)
+    if I.ndim != 2 or np.shape(D) != I.shape:
+        raise ValueError(f"D and I must share a 2-D shape (nq, kp). Got {np.shape(D)} and {I.shape} instead.")
+    Q = _as_vectors(query_vectors, metric, name="query_vectors")
+    d2 = Q.shape[1] * (8 if metric == "hamming" else 1)
+    X = _as_vectors(database_vectors, metric, d2, "database_vectors")
+    if Q.shape[0] != I.shape[0]:
+        raise ValueError(f"query_vectors must have one row per row of I ({I.shape[0]}). "
+                         f"Got {Q.shape[0]} instead.")
+    if (I >= len(X)).any():
+        raise ValueError(f"I holds ids up to {I.max()}, but database_vectors has only {len(X)} rows.")
+    C = X[np.maximum(I, 0)]  # candidates, (nq, kp, d2)
+    if metric == "hamming":
+        dist = np.where(I < 0, _PAD_INT, np.unpackbits(Q[:, None, :] ^ C, axis=-1).sum(-1))
+    else:
+        diff = Q[:, None, :].astype(np.float64) - C  # float64 so that the re-sort is exact
+        dist = {"l2": lambda: np.sqrt((diff**2).sum(-1)), "l1": lambda: np.abs(diff).sum(-1),
+                "cosine": lambda: 1.0 - np.einsum("qd,qkd->qk", Q.astype(np.float64), C)}[metric]()
+        dist = np.where(I < 0, np.inf, dist)
+    order = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    D2 = np.take_along_axis(dist, order, 1)
+    return D2.astype(np.int32 if metric == "hamming" else np.float32), np.take_along_axis(I, order, 1)
 
 
 def rerank_hits(first_hits: np.ndarray, query_vectors: np.ndarray, database_vectors: np.ndarray, metric: str,

@@ -1,4 +1,4 @@
-"""Tests for cbmir_tf.index on features of 64 real chest CT slices, checked against SciPy brute force."""
+"""Tests for cbmir_tf.search.index on features of 64 real chest CT slices, checked against SciPy brute force."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from cbmir_tf.index import Index, rerank
+from cbmir_tf.search.index import Index
+from cbmir_tf.search.rerank import rerank
 
 METRICS = ("l2", "l1", "cosine", "hamming")
 N = 64

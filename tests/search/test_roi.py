@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cbmir_tf.roi import draw_roi_matches, match_roi
+from cbmir_tf.search.roi import draw_roi_matches, match_roi
 
 
 def _shifted(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
