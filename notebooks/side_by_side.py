@@ -307,9 +307,13 @@ else:
 # * **Storage.** Binary codes (CNNC, the Radon barcode, the InRes-Net hash) cost a few hundred
 #   bytes or less per image; the float vectors a few kilobytes. The scale chapter shows what that
 #   means for a million images.
-# * **Profiles.** Under `smoke` the networks have trained for a few steps only, so their rows say
-#   little about the methods; the `cpu` profile (the default of `make book`) trains them for a few
-#   epochs and the `paper` profile with the papers' settings.
+# * **Profiles.** Under `smoke` the networks train for a few steps on ten images per code, so
+#   their rows say nothing about the methods. Under `cpu` (the default of `make book`) each network
+#   trains on the whole archive until its validation loss stops improving or its time budget runs
+#   out (the curves above), mostly with 64 px inputs and narrower layers than the papers'; the
+#   ResNet50V2-FPN cannot converge within its budget on 2 CPU cores (see its chapter), so its row
+#   understates the method. The `paper` profile trains every network with its paper's sizes and
+#   schedule, on a GPU.
 #
 # To apply a label-free method to your own archive, use the `cbmir` command (see the README):
 # `cbmir index`, `cbmir query` and `cbmir evaluate` run the methods of this table that need no labels.

@@ -145,6 +145,20 @@ def validation_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return ~val, val
 
 
+def check_learning_settings(val_fraction: float, training: dict | None) -> None:
+    """Raise a one-line ``ValueError`` for a validation share outside (0, 1) or a ``training`` key that
+    :func:`cbmir_tf.models.training.train` does not take."""
+    from cbmir_tf.models.training import train
+
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must lie in (0, 1). Received: val_fraction={val_fraction!r}")
+    known = set(inspect.signature(train).parameters) - {"model", "x", "y", "validation_data", "seed"}
+    unknown = set(training or {}) - known
+    if unknown:
+        raise ValueError(f"training takes the arguments of cbmir_tf.models.training.train {sorted(known)}. "
+                         f"Received unknown: {sorted(unknown)}")
+
+
 _SECONDS = "__describe_seconds__"  # stored beside cached descriptors
 
 

@@ -10,13 +10,12 @@ alone in a Hamming index.
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import numpy as np
 
 from cbmir_tf.features.radon_barcode import RadonBarcode, pack_codes
-from cbmir_tf.methods.base import DescriptorMethod, LearnedMethod, validation_split
+from cbmir_tf.methods.base import DescriptorMethod, LearnedMethod, check_learning_settings, validation_split
 
 #: The file of the trained network in the method's cache folder.
 MODEL_FILE = "shallow_cnn.keras"
@@ -76,20 +75,12 @@ class CNNCRBC(LearnedMethod):
         self._check_settings()
 
     def _check_settings(self) -> None:
-        from cbmir_tf.models.training import train
-
         for name in ("input_size", "code_bits", "n_candidates", "barcode_size", "n_angles"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < (8 if name.endswith("size") else 1):
                 raise ValueError(f"{name} must be a positive integer (a side of at least 8 px). "
                                  f"Received: {name}={value!r}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must lie in (0, 1). Received: val_fraction={self.val_fraction!r}")
-        known = set(inspect.signature(train).parameters) - {"model", "x", "y", "validation_data", "seed"}
-        unknown = set(self.training or {}) - known
-        if unknown:
-            raise ValueError(f"training takes the arguments of cbmir_tf.models.training.train {sorted(known)}. "
-                             f"Received unknown: {sorted(unknown)}")
+        check_learning_settings(self.val_fraction, self.training)
 
     # training and the cache
 

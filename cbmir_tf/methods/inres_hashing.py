@@ -12,12 +12,11 @@ the method sees whole images.
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import numpy as np
 
-from cbmir_tf.methods.base import LearnedMethod, validation_split
+from cbmir_tf.methods.base import LearnedMethod, check_learning_settings, validation_split
 
 #: The file of the trained network in the method's cache folder.
 MODEL_FILE = "inres_net.keras"
@@ -67,8 +66,6 @@ class InResHashing(LearnedMethod):
         self._check_settings()
 
     def _check_settings(self) -> None:
-        from cbmir_tf.models.training import train
-
         for name in ("input_size", "stem_filters", "stages", "fc1_units", "hash_bits", "threshold_step", "min_pool"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
@@ -76,13 +73,7 @@ class InResHashing(LearnedMethod):
         if not isinstance(self.hamming_threshold, (int, np.integer)) or self.hamming_threshold < 0:
             raise ValueError(f"hamming_threshold must be a non-negative integer. "
                              f"Received: hamming_threshold={self.hamming_threshold!r}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must lie in (0, 1). Received: val_fraction={self.val_fraction!r}")
-        known = set(inspect.signature(train).parameters) - {"model", "x", "y", "validation_data", "seed"}
-        unknown = set(self.training or {}) - known
-        if unknown:
-            raise ValueError(f"training takes the arguments of cbmir_tf.models.training.train {sorted(known)}. "
-                             f"Received unknown: {sorted(unknown)}")
+        check_learning_settings(self.val_fraction, self.training)
 
     def _train(self, images: np.ndarray, labels: np.ndarray) -> dict:
         from cbmir_tf.models import inres_net

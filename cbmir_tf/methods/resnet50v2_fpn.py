@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cbmir_tf.features.base import check_images
-from cbmir_tf.methods.base import LearnedMethod, VectorSearchMixin, validation_split
+from cbmir_tf.methods.base import LearnedMethod, VectorSearchMixin, check_learning_settings, validation_split
 
 #: The pyramid levels of the FPN, finest first.
 LEVELS = ("P2", "P3", "P4", "P5")
@@ -63,8 +63,7 @@ class ResNet50V2FPN(VectorSearchMixin, LearnedMethod):
         if int(input_size) < 32 or int(input_size) % 32:
             raise ValueError("input_size must be a positive multiple of 32. "
                              f"Received: input_size={input_size!r}")
-        if not 0 < val_fraction < 1:
-            raise ValueError(f"val_fraction must lie in (0, 1). Received: val_fraction={val_fraction!r}")
+        check_learning_settings(val_fraction, training)
         if int(balance_per_class) < 1:
             raise ValueError("balance_per_class must be at least 1. "
                              f"Received: balance_per_class={balance_per_class!r}")

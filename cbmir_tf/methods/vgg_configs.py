@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from cbmir_tf.features.base import check_images
-from cbmir_tf.methods.base import LearnedMethod, VectorSearchMixin, validation_split
+from cbmir_tf.methods.base import LearnedMethod, VectorSearchMixin, check_learning_settings, validation_split
 
 #: Images per forward pass when describing or classifying.
 PREDICT_BATCH = 256
@@ -51,8 +51,7 @@ class VGGConfigMethod(VectorSearchMixin, LearnedMethod):
 
         if config not in CONFIGS:
             raise ValueError(f"config must be one of {sorted(CONFIGS)}. Received: config={config!r}")
-        if not 0 < val_fraction < 1:
-            raise ValueError(f"val_fraction must lie in (0, 1). Received: val_fraction={val_fraction!r}")
+        check_learning_settings(val_fraction, training)
         self.config = config
         self.image_size = image_size
         self.dropout = dropout

@@ -224,7 +224,7 @@ def save_model(model: keras.Model, path: str | os.PathLike, params: dict | None 
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"model": model.name, "keras": keras.__version__, "params": params or {}}
     text = json.dumps(record, indent=2, default=str)  # fails before anything is written
-    inference = keras.models.clone_model(model)
+    inference = type(model).from_config(model.get_config())  # uncompiled: no optimiser state
     inference.set_weights(model.get_weights())
     with atomic_write(path) as tmp:
         inference.save(tmp)

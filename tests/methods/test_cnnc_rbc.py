@@ -16,13 +16,6 @@ TINY = {"input_size": 32, "code_bits": 256, "n_candidates": 12, "barcode_size": 
 
 
 @pytest.fixture(scope="module")
-def archive(small_benchmark):
-    """The 40 real training images of the small benchmark (4 codes, 10 each, 28 px), labels 0..3."""
-    train = small_benchmark.take_split("train")
-    return train.images, np.unique(train.labels, return_inverse=True)[1]
-
-
-@pytest.fixture(scope="module")
 def fitted(archive, tmp_path_factory):
     images, labels = archive
     cache = tmp_path_factory.mktemp("cnnc-cache")

@@ -17,13 +17,6 @@ TINY = {"input_size": 32, "stem_filters": 8, "stages": 1, "fc1_units": 32, "hash
 
 
 @pytest.fixture(scope="module")
-def archive(small_benchmark):
-    """The 40 real training images of the small benchmark (4 codes, 10 each, 28 px), labels 0..3."""
-    train = small_benchmark.take_split("train")
-    return train.images, np.unique(train.labels, return_inverse=True)[1]
-
-
-@pytest.fixture(scope="module")
 def fitted(archive, tmp_path_factory):
     images, labels = archive
     cache = tmp_path_factory.mktemp("inres-cache")

@@ -18,13 +18,6 @@ TINY = {"input_size": 32, "feature_dim": 16, "pyramid_channels": 8, "balance_per
 
 
 @pytest.fixture(scope="module")
-def archive(small_benchmark):
-    """The 40 real training images (4 codes, 10 each) of the small benchmark and their code labels."""
-    split = small_benchmark.take_split("train")
-    return split.images, split.labels
-
-
-@pytest.fixture(scope="module")
 def fitted(archive, tmp_path_factory):
     images, labels = archive
     cache = tmp_path_factory.mktemp("fpn-cache")

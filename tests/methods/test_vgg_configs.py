@@ -16,13 +16,6 @@ TINY = {"config": "G", "image_size": 32, "val_fraction": 0.25,
 
 
 @pytest.fixture(scope="module")
-def archive(small_benchmark):
-    """The 40 real training images (4 codes) of the small benchmark and their code labels."""
-    train = small_benchmark.take_split("train")
-    return train.images, train.labels
-
-
-@pytest.fixture(scope="module")
 def fitted(archive, tmp_path_factory):
     images, labels = archive
     cache = tmp_path_factory.mktemp("vgg-cache")

@@ -4,8 +4,11 @@ atomic saving with parameters."""
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -134,6 +137,14 @@ def test_save_writes_keras_and_parameters_and_load_restores_them(real_xy, tmp_pa
     again, params = load_model(path)
     assert params == {"epochs": 3, "per_class": 8}
     np.testing.assert_array_equal(again.predict_on_batch(x), model.predict_on_batch(x))
+    # a trained (compiled) model is saved for inference: weights, not Adam's moments
+    x, y = real_xy
+    train(model, x, y, epochs=1, batch_size=8, patience=None)
+    trained = save_model(model, tmp_path / "trained.keras")
+    with zipfile.ZipFile(trained) as saved, saved.open("model.weights.h5") as raw:
+        with h5py.File(io.BytesIO(raw.read()), "r") as weights:
+            assert "layers" in weights and "optimizer" not in weights
+    np.testing.assert_array_equal(load_model(trained)[0].predict_on_batch(x), model.predict_on_batch(x))
     (tmp_path / "sub" / "net.json").unlink()
     with pytest.raises(FileNotFoundError, match="net.json not found"):
         load_model(path)
