@@ -7,8 +7,9 @@ A learned method (a network trained on the archive's labels) is saved under
 where ``<model cache>`` is :func:`cbmir_tf.config.model_cache_dir` (``$CBMIR_MODEL_CACHE``,
 default ``~/.cache/cbmir_tf/models``) and ``<key>`` is :func:`cache_key`: a digest of the
 training data (:func:`data_checksum`: the images and labels themselves, so a different subset,
-resolution or source gives a different key), the method's settings (its seed included) and the
-versions of this package and Keras. Every chapter and every rerun that trains the same method
+resolution or source gives a different key), the method's settings (its seed included), the
+versions of this package and Keras, and the source code that builds, trains and applies the
+networks (:func:`code_digest`), so that a network is never reused after that code changed. Every chapter and every rerun that trains the same method
 with the same settings on the same data loads the saved network instead of training again; a
 changed setting or dataset makes a new key. The folder is written atomically
 (:func:`cbmir_tf.data.io.atomic_directory`), so an interrupted run leaves no half-saved model.
@@ -22,6 +23,7 @@ archive is described once too.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -45,14 +47,29 @@ def data_checksum(*arrays: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+#: The source folders whose code makes a trained network and its descriptors.
+CODE_FOLDERS = ("models", "methods", "features")
+
+
+@functools.cache
+def code_digest() -> str:
+    """SHA-256 (16 hex digits) of the package's network, method and descriptor source files."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(f for folder in CODE_FOLDERS for f in (package / folder).glob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def key_inputs(method: str, settings: dict, data: str) -> dict:
-    """What a cache key is made of: method name, settings, data checksum and package versions."""
+    """What a cache key is made of: method name, settings, data checksum, versions and code digest."""
     import keras
 
     import cbmir_tf
 
     return {"method": method, "settings": settings, "data": data, "cbmir_tf": cbmir_tf.__version__,
-            "keras": keras.__version__}
+            "keras": keras.__version__, "code": code_digest()}
 
 
 def cache_key(method: str, settings: dict, data: str) -> str:

@@ -94,6 +94,18 @@ def test_data_checksum_and_key_follow_data_and_settings(subset):
                 cache_key("m", {"a": 1}, data_checksum(images))}) == 4
 
 
+def test_key_follows_the_networks_code(monkeypatch):
+    from cbmir_tf.methods import cache
+
+    before = cache.cache_key("m", {}, "data")
+    cache.code_digest.cache_clear()
+    monkeypatch.setattr(cache, "CODE_FOLDERS", ("models", "methods"))  # as if the descriptors' code changed
+    try:
+        assert cache.cache_key("m", {}, "data") != before
+    finally:
+        cache.code_digest.cache_clear()
+
+
 class ClassTemplates(VectorSearchMixin, LearnedMethod):
     """A small learned method: distances to the class-mean images of the archive."""
 
