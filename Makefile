@@ -21,13 +21,15 @@ export MPLBACKEND ?= Agg
 # NOTEBOOKS=notebooks/x.py ... runs only those; by default every chapter, in the order of _toc.yml
 NOTEBOOKS ?=
 
-.PHONY: help venv book notebooks html test dry-run clean clean-cache
+.PHONY: help venv book notebooks html test dry-run clean clean-cache check-book check-results
 
 help:
 	@echo "make book [PROFILE=smoke|cpu|paper]   execute the notebooks and build the HTML book"
 	@echo "make test                             run the test suite"
 	@echo "make dry-run                          every chapter under PROFILE=paper, capped to a training step"
 	@echo "                                      or two on a few images per code (output: _build/dry-run/)"
+	@echo "make check-book                       open every built page in headless Chromium and check it"
+	@echo "make check-results                    compare the regenerated tables with the committed record"
 	@echo "make clean                            remove the built book and executed notebooks (keeps trained networks)"
 	@echo "make clean-cache                      remove the trained networks (\$$CBMIR_MODEL_CACHE, default ~/.cache/cbmir_tf/models)"
 
@@ -42,8 +44,11 @@ venv: $(BIN)/activate
 notebooks: venv
 	$(BIN)/python book/run_notebooks.py --profile $(PROFILE) $(NOTEBOOKS)
 
+# A cpu or paper run builds from the committed record (book/chapters, book/generated); a smoke run
+# from its own chapters under _build/smoke/, staged beside a copy of the pages (book_root).
 html: venv
-	$(BIN)/jupyter-book build . --warningiserror --keep-going
+	@root=$$($(BIN)/python book/run_notebooks.py --profile $(PROFILE) --book-root) && \
+	$(BIN)/jupyter-book build "$$root" --path-output . --warningiserror --keep-going
 	@echo "Book: $(abspath _build/html/index.html)"
 
 # The HTML is built even when a chapter failed (its page says why); make still
@@ -62,10 +67,21 @@ test: venv
 dry-run: venv
 	$(BIN)/python book/run_notebooks.py --profile paper --dry-run $(NOTEBOOKS)
 
-# The built book; the trained networks in the model cache stay (see clean-cache).
+# The built book and the smoke and dry-run outputs. The results of record (book/chapters,
+# book/generated) are committed and stay, as do the trained networks (see clean-cache).
 clean:
-	rm -rf _build book/chapters/*.ipynb book/generated
+	rm -rf _build
 
 # The train-once model cache (cbmir_tf.methods.cache): every network is trained again next time.
 clean-cache: venv
 	$(BIN)/python -c "from cbmir_tf.methods.cache import clean; clean()"
+
+# Every page of the built book (_build/html) in headless Chromium at 1280 px: console errors,
+# images, tables too wide for the column, log lines, tracebacks and machine paths.
+# Needs Debian's chromium (apt-get install chromium) or CHROMIUM=/path/to/chromium.
+check-book: venv
+	$(BIN)/python book/check_book.py _build/html
+
+# The regenerated tables (book/generated after `make book`) against the committed record.
+check-results: venv
+	$(BIN)/python book/check_results.py

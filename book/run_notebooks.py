@@ -8,6 +8,15 @@ output folder as parameters, and writes the executed notebook to
 renamed only when it ran to the end, so a failure never leaves a half-executed
 chapter behind.
 
+Those two folders are the book's *results of record*, committed to the repository: a ``cpu`` run
+(the default) or a ``paper`` run rewrites them in place, so ``git diff`` shows what a rerun changed
+(``book/check_results.py`` names every table cell that moved). A full run of record also writes
+``book/generated/record.json``: profile, commit, machine, package versions and data checksums. A
+``smoke`` run writes under ``_build/smoke/`` instead and its HTML is built from a staged copy of the
+book (:func:`book_root`), so a quick check never overwrites the record. The executed notebooks hold
+no absolute path (the output folder is injected relative to the repository), papermill's injected
+parameters cell is hidden from the page, and execution timestamps are dropped.
+
 A notebook may list, in its header metadata (``cbmir: requires: [...]``), the
 data-registry names (files or folders) it needs (``cbmir-data list``). When one
 is neither here nor downloadable (e.g. the IQ-OTH/NCCD lung CT npz), the chapter
@@ -42,8 +51,11 @@ long its last full run took.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,12 +75,46 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "book" / "chapters"
 GENERATED = ROOT / "book" / "generated"
 DRY_RUN = ROOT / "_build" / "dry-run"
+SMOKE = ROOT / "_build" / "smoke"
 CONFIG = ROOT / "_config.yml"
+RECORD_PROFILES = ("cpu", "paper")  # the profiles whose results are the book's committed record
+# Set for every chapter's kernel, however the runner is started: TensorFlow's C++ log lines and
+# interactive plot windows have no place in a published page.
+KERNEL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "Agg"}
 
 
-def output_dirs(dry_run: bool = False) -> tuple[Path, Path]:
-    """``(chapters, generated)``: the book's folders, or those under ``DRY_RUN`` for a dry run."""
-    return (DRY_RUN / "chapters", DRY_RUN / "generated") if dry_run else (CHAPTERS, GENERATED)
+def output_dirs(profile: str = "cpu", dry_run: bool = False) -> tuple[Path, Path]:
+    """``(chapters, generated)`` for a run.
+
+    The results of record (``cpu`` or ``paper``) go to the book's committed folders; a ``smoke``
+    run goes under ``_build/smoke/`` and a dry run under ``_build/dry-run/``, so neither can
+    overwrite the record.
+    """
+    if dry_run:
+        return DRY_RUN / "chapters", DRY_RUN / "generated"
+    if profile not in RECORD_PROFILES:
+        return SMOKE / "chapters", SMOKE / "generated"
+    return CHAPTERS, GENERATED
+
+
+def book_root(profile: str) -> Path:
+    """The folder to build the HTML from (``jupyter-book build``) for a profile's run.
+
+    A run of record builds from the repository itself. A smoke run's chapters live under
+    ``_build/smoke/``, so its book is staged there: a copy of the book's pages and configuration
+    with the smoke chapters and outputs in place of the record's.
+    """
+    if profile in RECORD_PROFILES:
+        return ROOT
+    chapters, generated = output_dirs(profile)
+    stage = SMOKE / "book"
+    shutil.rmtree(stage, ignore_errors=True)
+    shutil.copytree(ROOT / "book", stage / "book", ignore=shutil.ignore_patterns("chapters", "generated", "_build"))
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(ROOT / name, stage / name)
+    shutil.copytree(chapters, stage / "book" / "chapters")
+    shutil.copytree(generated, stage / "book" / "generated", ignore=shutil.ignore_patterns("models"))
+    return stage
 
 
 def source_repository() -> str:
@@ -117,6 +163,15 @@ def _public(text: str) -> str:
     text = text.replace(str(ROOT), ".")
     home = str(Path.home())
     return text.replace(home, "~") if len(home) > 1 else text
+
+
+def _relative(path: Path) -> str:
+    """``path`` relative to the repository (the kernels' working folder) when inside it, so the
+    executed notebooks hold no absolute path of the build machine."""
+    try:
+        return path.relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -189,7 +244,7 @@ def build_chapter(script: Path, profile: str, seed: int = 0, dry_run: bool = Fal
     (:func:`error_page`) in place of the executed notebook.
     """
     script = Path(script).resolve()
-    chapters, _ = output_dirs(dry_run)
+    chapters, _ = output_dirs(profile, dry_run)
     target = chapters / f"{script.stem}.ipynb"
     start = time.perf_counter()
     try:
@@ -216,7 +271,7 @@ def run_notebook(script: Path, profile: str, seed: int = 0, dry_run: bool = Fals
     """
     notebook = jupytext.read(script)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    chapters, generated = output_dirs(dry_run)
+    chapters, generated = output_dirs(profile, dry_run)
     out_dir = generated / script.stem
     out_dir.mkdir(parents=True, exist_ok=True)
     chapters.mkdir(parents=True, exist_ok=True)
@@ -227,18 +282,50 @@ def run_notebook(script: Path, profile: str, seed: int = 0, dry_run: bool = Fals
         with atomic_write(target, "w", encoding="utf-8") as handle:
             nbformat.write(stand_in(notebook, missing), handle)
         return None
-    parameters = {"profile": profile, "seed": seed, "out_dir": str(out_dir),
+    parameters = {"profile": profile, "seed": seed, "out_dir": _relative(out_dir),
                   **({"dry_run": True} if dry_run else {}),
                   "source_repository": source_repository(), "source_commit": source_commit()}
     with tempfile.TemporaryDirectory(dir=chapters) as tmp:
         source, executed = Path(tmp) / "input.ipynb", Path(tmp) / "output.ipynb"
         nbformat.write(notebook, source)
-        papermill.execute_notebook(
-            str(source), str(executed), parameters=parameters, kernel_name="python3",
-            cwd=str(ROOT), progress_bar=False, log_output=False,
-        )
+        with kernel_environment():
+            papermill.execute_notebook(
+                str(source), str(executed), parameters=parameters, kernel_name="python3",
+                cwd=str(ROOT), progress_bar=False, log_output=False,
+            )
+        nbformat.write(for_publication(nbformat.read(executed, as_version=4)), executed)
         os.replace(executed, target)
     return target
+
+
+@contextlib.contextmanager
+def kernel_environment():
+    """``KERNEL_ENV`` set (where not set already) while a chapter's kernel starts."""
+    saved = dict(os.environ)
+    os.environ.update({k: v for k, v in KERNEL_ENV.items() if k not in os.environ})
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def for_publication(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The executed notebook as the book shows it: papermill's injected-parameters cell is hidden
+    (the parameters cell above it shows the defaults; the provenance records what was injected),
+    and papermill's execution timestamps are dropped, so a rerun that changes nothing changes no byte."""
+    for cell in notebook.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+        cell.metadata.pop("execution", None)
+        cell.metadata.get("papermill", {}).pop("start_time", None)
+        cell.metadata.get("papermill", {}).pop("end_time", None)
+        cell.metadata.get("papermill", {}).pop("duration", None)
+    papermill_meta = notebook.metadata.get("papermill", {})
+    for key in ("start_time", "end_time", "duration", "input_path", "output_path"):
+        papermill_meta.pop(key, None)
+    return notebook
 
 
 def times_table(results: list[ChapterResult], profile: str) -> str:
@@ -257,6 +344,33 @@ def times_table(results: list[ChapterResult], profile: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+RECORD_PACKAGES = ("numpy", "tensorflow", "keras", "scikit-learn", "scikit-image", "opencv-python-headless",
+                   "faiss-cpu", "pydicom", "pandas", "matplotlib", "papermill", "jupytext", "jupyter-book")
+
+
+def run_record(results: list[ChapterResult], profile: str) -> dict:
+    """What produced a full run of the book: profile, commit, date, machine, package versions,
+    the checksums of the registered data files found here, and each chapter's status and time."""
+    import importlib.metadata
+    import platform
+
+    from cbmir_tf.data import registry
+
+    versions = {"python": platform.python_version()}
+    for package in RECORD_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    data = {item.name: item.hash for item in registry.registry().values()
+            if registry.status(item.name) in ("present", "cached", "packaged")}
+    return {"profile": profile, "commit": source_commit(), "date": time.strftime("%Y-%m-%d"),
+            "machine": {"system": platform.system(), "processor": platform.processor() or platform.machine(),
+                        "cpus": os.cpu_count()},
+            "versions": versions, "data_checksums": data,
+            "chapters": {r.script.stem: {"status": r.status, "seconds": round(r.seconds)} for r in results}}
+
+
 def toc_notebooks() -> list[Path]:
     """Every chapter's jupytext script, in the book's order (``_toc.yml`` alone sets it)."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
@@ -273,7 +387,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true",
                         help="cap the profile (a training step or two, a few images per code); "
                              f"write under {_public(str(DRY_RUN))}, not into the book")
+    parser.add_argument("--book-root", action="store_true",
+                        help="run nothing: stage the profile's book (see book_root) and print its folder")
     args = parser.parse_args(argv)
+    if args.book_root:
+        print(book_root(args.profile))
+        return 0
     scripts = args.notebooks or toc_notebooks()
     label = f"{args.profile}, dry run" if args.dry_run else args.profile
     results = []
@@ -292,6 +411,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.notebooks and not args.dry_run:  # a full run: keep its times for the rerun page
         with atomic_write(ROOT / "book" / f"chapter_times_{args.profile}.md", "w", encoding="utf-8") as f:
             f.write(times_table(results, args.profile))
+        _, generated = output_dirs(args.profile)
+        with atomic_write(generated / "record.json", "w", encoding="utf-8") as f:
+            json.dump(run_record(results, args.profile), f, indent=2)
+            f.write("\n")
     failed = [r.script.stem for r in results if r.status == "FAILED"]
     if failed:
         print(f"\n{len(failed)} chapter(s) FAILED: {', '.join(failed)}", flush=True)

@@ -47,15 +47,40 @@ def show_figure(fig, name: str, out_dir: str | os.PathLike, dpi: int = 110) -> N
     _glue(name, Image(data=path.read_bytes(), format="png"))
 
 
+def _number(value, float_format: str) -> str:
+    """One cell by its meaning: integers (also integral floats) as integers, other floats with
+    ``float_format``, missing values as a dash, anything else as text."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        return "–" if value is None else str(value)
+    if not np.isfinite(value):
+        return "–" if np.isnan(value) else str(value)
+    if float(value).is_integer():
+        return f"{int(value):,}" if abs(value) >= 10_000 else str(int(value))
+    return float_format.format(value)
+
+
+def _column_formatter(column: pd.Series, float_format: str):
+    """A float column whose values are all whole numbers (counts, dimensions, ``nprobe``) is shown
+    as integers; any other float column keeps ``float_format`` on every row, so its digits line up."""
+    values = pd.to_numeric(column, errors="coerce") if column.dtype == object else column
+    finite = values[np.isfinite(values.astype(float))] if pd.api.types.is_numeric_dtype(values) else None
+    if pd.api.types.is_float_dtype(column) and finite is not None and len(finite) and \
+            not np.all(np.mod(finite, 1) == 0):
+        return lambda v: "–" if pd.isna(v) else float_format.format(v)
+    return lambda v: _number(v, float_format)
+
+
 def show_table(table: pd.DataFrame, name: str, out_dir: str | os.PathLike, float_format: str = "{:.4f}",
                column_formats: dict[str, str] | None = None) -> None:
     """Save ``table`` as ``out_dir/name.csv`` and glue a formatted copy under ``name``.
 
-    Float columns are shown with ``float_format``, except those named in ``column_formats``.
+    Cells are formatted by meaning (:func:`_column_formatter`): whole numbers as integers, other
+    floats with ``float_format``, except the columns named in ``column_formats``.
     """
     _atomic_write(Path(out_dir) / f"{name}.csv", lambda tmp: table.to_csv(tmp, float_format="%.6g"))
-    formats = {column: float_format for column in table.select_dtypes("floating").columns}
+    formats = {column: _column_formatter(table[column], float_format) for column in table.columns}
     styled = table.style.format({**formats, **(column_formats or {})}, na_rep="–")
+    styled = styled.format_index(lambda v: _number(v, float_format))
     _glue(name, styled)
 
 
@@ -100,3 +125,118 @@ def environment_summary() -> str:
     return (f"Python {platform.python_version()}, numpy {np.__version__}, keras {keras.__version__}, "
             f"tensorflow {tf.__version__}; {os.cpu_count()} CPU cores ({platform.machine()}); "
             f"devices: {', '.join(devices)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Claims: what a paper asserts, and what this build finds, with a paired bootstrap interval
+# ----------------------------------------------------------------------------------------------
+
+CLAIM_COLUMNS = ["paper", "claim", "paper_evidence", "measure", "ours", "baseline", "ours_value",
+                 "baseline_value", "difference", "ci_low", "ci_high", "n", "verdict"]
+
+
+def paired_bootstrap(better: np.ndarray, baseline: np.ndarray, n_boot: int = 2000, seed: int = 0,
+                     level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of ``better - baseline`` over paired items (queries) and its percentile bootstrap interval."""
+    diff = np.asarray(better, float) - np.asarray(baseline, float)
+    if diff.ndim != 1 or len(diff) == 0:
+        raise ValueError(f"need two equal-length 1-d arrays of per-item scores, got {diff.shape}")
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), (n_boot, len(diff)))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    return float(diff.mean()), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def verdict(ci_low: float, ci_high: float) -> str:
+    """``supported`` when the whole interval favours the claim, ``contradicted`` when it all opposes
+    it, ``inconclusive`` when it straddles zero."""
+    if ci_low > 0:
+        return "supported"
+    if ci_high < 0:
+        return "contradicted"
+    return "inconclusive"
+
+
+def claim(paper: str, text: str, paper_evidence: str, measure: str, ours: str, baseline: str,
+          ours_scores: np.ndarray, baseline_scores: np.ndarray, higher_is_better: bool = True,
+          seed: int = 0) -> dict:
+    """One row of a chapter's claims table: ``text`` says that ``ours`` beats ``baseline``.
+
+    Args:
+        paper: The paper's number in this book, e.g. ``"000"``.
+        text: The claim in our words, e.g. "the feature pyramid beats plain ResNet50V2 on retrieval".
+        paper_evidence: The published numbers behind it, e.g. "MAP 0.585 vs 0.535 (Table 4)".
+        measure: What the per-item scores are, e.g. "AP@10 per test query (exact code)".
+        ours, baseline: The two arms' names.
+        ours_scores, baseline_scores: Per-item scores of the two arms on the same items (paired).
+        higher_is_better: False for errors, so that a positive difference always favours the claim.
+        seed: Bootstrap seed.
+    """
+    sign = 1.0 if higher_is_better else -1.0
+    a, b = np.asarray(ours_scores, float), np.asarray(baseline_scores, float)
+    diff, low, high = paired_bootstrap(sign * a, sign * b, seed=seed)
+    return {"paper": paper, "claim": text, "paper_evidence": paper_evidence, "measure": measure,
+            "ours": ours, "baseline": baseline, "ours_value": float(a.mean()), "baseline_value": float(b.mean()),
+            "difference": diff, "ci_low": low, "ci_high": high, "n": len(a), "verdict": verdict(low, high)}
+
+
+def save_claims(rows: list[dict], out_dir: str | os.PathLike) -> pd.DataFrame:
+    """Write a chapter's claims (rows of :func:`claim`) to ``out_dir/claims.csv``; the
+    reproducibility chapter gathers every chapter's file."""
+    table = pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+    _atomic_write(Path(out_dir) / "claims.csv", lambda tmp: table.to_csv(tmp, index=False, float_format="%.6g"))
+    return table
+
+
+def gather_claims(generated_dir: str | os.PathLike, profile: str | None = None) -> pd.DataFrame:
+    """Every chapter's ``claims.csv`` under ``generated_dir`` (one folder per chapter), as one table.
+
+    Args:
+        generated_dir: The build's folder of chapter outputs, ``<generated>/<chapter>/claims.csv``.
+        profile: When given, keep only the chapters of that build: their ``provenance.json`` names
+            this profile, and their claims were written after it (a chapter that failed in this
+            build after recording its provenance leaves an older ``claims.csv`` behind).
+            A ``claims.csv`` without the columns of :func:`save_claims` (e.g. a formatted table that
+            ``show_table(..., "claims", ...)`` wrote over it) is skipped.
+
+    Returns:
+        One row per claim: ``chapter`` (the folder's name), then :data:`CLAIM_COLUMNS`, in the order
+        of the chapters' names and of the rows in each file; ``paper`` stays text ("000").
+    """
+    tables = []
+    for path in sorted(Path(generated_dir).glob("*/claims.csv")):
+        provenance = path.parent / "provenance.json"
+        if profile is not None:
+            if not provenance.exists() or provenance.stat().st_mtime > path.stat().st_mtime:
+                continue
+            if json.loads(provenance.read_text()).get("parameters", {}).get("profile") != profile:
+                continue
+        table = pd.read_csv(path, dtype={"paper": str, "claim": str, "verdict": str})
+        if not set(CLAIM_COLUMNS) <= set(table.columns):
+            continue
+        tables.append(table.reindex(columns=CLAIM_COLUMNS).assign(chapter=path.parent.name))
+    if not tables:
+        return pd.DataFrame(columns=["chapter", *CLAIM_COLUMNS])
+    return pd.concat(tables, ignore_index=True)[["chapter", *CLAIM_COLUMNS]]
+
+
+def show_claims(rows: list[dict], out_dir: str | os.PathLike, name: str = "claims") -> pd.DataFrame:
+    """Save a chapter's claims (:func:`save_claims`) and glue them for the page.
+
+    Glues the table under ``name`` (one row per claim: the two arms' means, the difference with its
+    95 % interval, the verdict) and, for the narrative, ``n_claims`` and ``claims_supported``,
+    ``claims_contradicted``, ``claims_inconclusive``.
+    """
+    table = save_claims(rows, out_dir)
+    shown = pd.DataFrame({
+        "claim": table["claim"], "paper's evidence": table["paper_evidence"], "measure": table["measure"],
+        "ours": [f"{o}: {v:.3f}" for o, v in zip(table["ours"], table["ours_value"])],
+        "baseline": [f"{b}: {v:.3f}" for b, v in zip(table["baseline"], table["baseline_value"])],
+        "difference [95 % CI]": [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+                                 for d, lo, hi in zip(table["difference"], table["ci_low"], table["ci_high"])],
+        "queries": table["n"], "verdict": table["verdict"]})
+    _glue(name, shown.style.hide(axis="index"))
+    glue_value("n_claims", str(len(table)))
+    for outcome in ("supported", "contradicted", "inconclusive"):
+        glue_value(f"claims_{outcome}", str(int((table["verdict"] == outcome).sum())))
+    return table

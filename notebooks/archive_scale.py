@@ -75,7 +75,6 @@ from cbmir_tf.seeding import seed_everything
 settings = get_profile(profile, "scale", dry_run=dry_run)
 seed_everything(seed)
 warnings.simplefilter("ignore", UserWarning)  # patient-leakage warning: see the benchmark chapter
-settings
 
 # %% [markdown]
 # ## Overview
@@ -106,6 +105,8 @@ settings
 # ## Data: the real archive and its replicas
 #
 # This build's images: {glue:text}`source_note`, resized by each descriptor to its own input size.
+# The real archive holds {glue:text}`n_real` images; {glue:text}`n_queries` test images are the
+# queries; the archive sizes measured are {glue:text}`sizes`.
 
 # %%
 benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed, profile=profile,
@@ -117,10 +118,10 @@ database, queries = scale.real_features(archive.images), scale.real_features(tes
 sizes = sorted({len(archive), *settings["sizes"]})
 write_provenance(out_dir, {"profile": profile, "dry_run": dry_run, "seed": seed, **settings, "sizes": sizes},
                  benchmark)
-source_note = describe_source(benchmark)
-glue_value("source_note", source_note)
-print(f"real archive: {len(archive)} images; queries: {len(picks)} test images; sizes: {sizes}")
-print(f"data: {source_note}")
+glue_value("source_note", describe_source(benchmark))
+glue_value("n_real", f"{len(archive):,}")
+glue_value("n_queries", f"{len(picks):,}")
+glue_value("sizes", ", ".join(f"{n:,}" for n in sizes))
 
 # %% [markdown]
 # ```{admonition} Beyond the real archive, the vectors are replicas
@@ -144,7 +145,7 @@ for kind, X in database.items():
     nearest, _ = Index("hamming" if X.dtype == np.uint8 else "l2").add(X).search(queries[kind], 1)
     spread[kind] = {"replica to its source (median)": np.median(scale.row_distances(copies, X)),
                     "real query to its nearest real image (median)": np.median(nearest)}
-spread = pd.DataFrame(spread).T.rename(index={"float": "HOG, L2", "binary": "Radon barcode, Hamming bits"})
+spread = pd.DataFrame(spread).rename(columns={"float": "HOG, L2", "binary": "Radon barcode, Hamming bits"})
 show_table(spread, "replica_spread", out_dir, float_format="{:.3f}")
 
 # %% [markdown]
@@ -160,6 +161,7 @@ show_table(spread, "replica_spread", out_dir, float_format="{:.3f}")
 # An index of B bytes cannot be scanned faster than B divided by that rate, unless it fits in the
 # processor's caches (our smallest archives do). The rate is measured once, under whatever load the
 # shared machine carries at that moment, so the bound is approximate: a scan can beat it a little.
+# On this machine ({glue:text}`machine`), one core read memory at {glue:text}`bandwidth`.
 
 # %%
 bandwidth = scale.memory_bandwidth()
@@ -168,7 +170,6 @@ machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores
 glue_value("bandwidth", f"{bandwidth / 1e9:.1f} GB/s")
 glue_value("machine", machine)
 glue_value("threads", str(threads))
-print(f"{machine}; one-core read bandwidth {bandwidth / 1e9:.1f} GB/s; FAISS build threads {threads}")
 
 # %% [markdown]
 # ## The benchmark
@@ -195,7 +196,7 @@ defaults = results[results["default"]]
 NAMES = {"float": "HOG (324 floats, L2)", "binary": "Radon barcode (728 bits, Hamming)"}
 STYLE = {"numpy": ("NumPy brute force", "C0", "o"), "flat": ("FAISS flat (exact)", "C1", "s"),
          "ivf": ("FAISS IVF", "C2", "^"), "hnsw": ("FAISS HNSW", "C3", "D")}
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.8), sharey=True)
 for ax, kind in zip(axes, NAMES):
     part = defaults[defaults["descriptor"] == kind]
     for method, (label, color, marker) in STYLE.items():
@@ -204,9 +205,11 @@ for ax, kind in zip(axes, NAMES):
     flat = part[part["method"] == "flat"]
     ax.plot(flat["n"], flat["bound_ms"], "k--", label="bandwidth bound (flat index bytes)")
     ax.axvline(part["n_real"].max(), color="grey", lw=0.8, ls=":")
-    ax.set(xscale="log", yscale="log", xlabel="archive size (vectors)", title=NAMES[kind])
+    ax.set(xscale="log", yscale="log", xlabel="archive size (vectors)")
+    ax.set_title(NAMES[kind], fontsize=10)
 axes[0].set_ylabel("one query, median (ms)")
-axes[1].legend(fontsize=8)
+fig.legend(*axes[0].get_legend_handles_labels(), fontsize=8.5, loc="upper center", ncol=3,
+           bbox_to_anchor=(0.5, -0.02), frameon=False)  # below the panels, where it hides no line
 show_figure(fig, "latency_vs_size", out_dir)
 
 # %% [markdown]
@@ -221,7 +224,7 @@ show_figure(fig, "latency_vs_size", out_dir)
 # ## Recall against archive size
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.5), sharey=True)
 for ax, kind in zip(axes, NAMES):
     part = defaults[defaults["descriptor"] == kind]
     for method in ("ivf", "hnsw"):
@@ -231,9 +234,10 @@ for ax, kind in zip(axes, NAMES):
                 label=f"{label}, {rows['knob'].iloc[0]} = {rows['value'].iloc[0]:.0f}")
     ax.axhline(0.95, color="grey", ls="--", lw=0.8)
     ax.axvline(part["n_real"].max(), color="grey", lw=0.8, ls=":")
-    ax.set(xscale="log", xlabel="archive size (vectors)", title=NAMES[kind])
+    ax.set(xscale="log", xlabel="archive size (vectors)")
+    ax.set_title(NAMES[kind], fontsize=10)
 axes[0].set_ylabel("recall@10 against exact search")
-axes[1].legend(fontsize=8)
+axes[1].legend(fontsize=8.5)
 show_figure(fig, "recall_vs_size", out_dir)
 
 # %% [markdown]
@@ -250,19 +254,20 @@ show_figure(fig, "recall_vs_size", out_dir)
 
 # %% tags=["hide-input"]
 largest = results[results["n"] == results["n"].max()]
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.6))
 for ax, kind in zip(axes, NAMES):
     part = largest[largest["descriptor"] == kind]
     for method, (label, color, marker) in STYLE.items():
         rows = part[part["method"] == method].sort_values("median_ms")
         ax.plot(rows["median_ms"], rows["recall"], marker=marker, color=color, label=label)
         for _, r in rows[rows["knob"] != ""].iterrows():
-            ax.annotate(f"{r['value']:.0f}", (r["median_ms"], r["recall"]), fontsize=7,
+            ax.annotate(f"{r['value']:.0f}", (r["median_ms"], r["recall"]), fontsize=8.5,
                         textcoords="offset points", xytext=(3, -9))
-    ax.set(xscale="log", xlabel="one query, median (ms)", title=f"{NAMES[kind]}, n = {part['n'].max():,}")
+    ax.set(xscale="log", xlabel="one query, median (ms)")
+    ax.set_title(f"{NAMES[kind]}, n = {part['n'].max():,}", fontsize=10)
     ax.xaxis.set_minor_formatter(NullFormatter())
 axes[0].set_ylabel("recall@10")
-axes[1].legend(fontsize=8)
+axes[1].legend(fontsize=8.5)
 show_figure(fig, "recall_vs_latency", out_dir)
 
 # %% [markdown]
@@ -274,42 +279,63 @@ show_figure(fig, "recall_vs_latency", out_dir)
 #
 # ## The numbers at the largest size
 
-# %%
-columns = {"method": "method", "build": "build", "value": "nprobe / ef_search", "build_s": "build (s)",
-           "index_mib": "index (MiB)", "bound_ms": "bound (ms)", "median_ms": "median (ms)",
-           "p95_ms": "p95 (ms)", "batch_ms": "batched (ms/query)", "recall": "recall@10"}
-table = (largest[largest["default"]].assign(index_mib=lambda t: t["index_bytes"] / 2**20,
-                                            descriptor=lambda t: t["descriptor"].map(NAMES))
-         .set_index("descriptor")[list(columns)].rename(columns=columns))
-show_table(table, "largest_size_table", out_dir, float_format="{:.3f}")
+# %% tags=["hide-input"]
+def index_settings(row):
+    """The build parameters and the search knob of one index, e.g. ``nlist=32, nprobe=16``."""
+    knob = f"{row['knob']}={row['value']:.0f}" if row["knob"] else ""
+    parts = [str(row["build"]) if pd.notna(row["build"]) else "", knob]
+    return ", ".join(p for p in parts if p) or "–"
+
+
+SHORT = {"float": "HOG", "binary": "Radon barcode"}
+table = (largest[largest["default"]]
+         .assign(index_mib=lambda t: t["index_bytes"] / 2**20,
+                 descriptor=lambda t: t["descriptor"].map(SHORT),
+                 settings=lambda t: t.apply(index_settings, axis=1))
+         .set_index(["descriptor", "method"]))
+BUILD = {"settings": "settings", "build_s": "build (s)", "index_mib": "index (MiB)", "recall": "recall@10"}
+SEARCH = {"bound_ms": "bandwidth bound", "median_ms": "median", "p95_ms": "95th percentile",
+          "batch_ms": "batched, per query"}
+show_table(table[list(BUILD)].rename(columns=BUILD), "largest_size_table", out_dir,
+           column_formats={"build (s)": "{:.2f}", "index (MiB)": "{:.1f}", "recall@10": "{:.3f}"})
+show_table(table[list(SEARCH)].rename(columns=SEARCH), "largest_size_latency", out_dir, float_format="{:.2f}")
 
 # %% [markdown]
 # ```{glue:figure} largest_size_table
 # :name: tab-scale-largest
-# Each index at the largest archive size and default settings: build time, size in memory, the
-# bandwidth bound of that size, one-query latency (median and 95th percentile, one core), the cost
-# per query of a batched search (one core), and recall@10 against exact search. Measured on
-# {glue:text}`machine`. All sizes and settings are in `scale_benchmark.csv`.
+# Each index at the largest archive size ({glue:text}`n_max` vectors) and its default settings:
+# build time (on {glue:text}`threads` threads), size in memory, and recall@10 against exact
+# search. All sizes and settings are in `scale_benchmark.csv`.
 # ```
 #
-# Two details of the table. NumPy's exact search can order near-ties among replicas differently
+# ```{glue:figure} largest_size_latency
+# :name: tab-scale-largest-latency
+# The same indexes' search times in milliseconds, on one core of {glue:text}`machine`: the bandwidth
+# bound of the index's size, one query at a time (median and 95th percentile), and per query when
+# all queries are searched as one batch.
+# ```
+#
+# Two details of the tables. NumPy's exact search can order near-ties among replicas differently
 # from FAISS' (the two round differently), so its recall may read just under 1. And NumPy's batched
 # search of float vectors can beat FAISS flat: NumPy turns a batch into one matrix product per chunk
 # of the archive. This FAISS build scans one query at a time unless a batch holds at least
 # {glue:text}`blas_threshold` queries (`faiss.cvar.distance_compute_blas_threshold`).
 
-# %%
+# %% tags=["hide-input"]
 at = defaults[defaults["n"] == defaults["n"].max()].set_index(["descriptor", "method"])
 glue_value("n_max", f"{int(at['n'].max()):,}")
 glue_value("blas_threshold", f"{faiss.cvar.distance_compute_blas_threshold:,}")
-glue_value("n_real", f"{len(archive):,}")
 for kind in NAMES:
     for method in ("numpy", "flat", "ivf", "hnsw"):
         glue_value(f"{kind}_{method}_ms", f"{at.loc[(kind, method), 'median_ms']:.2f} ms")
     glue_value(f"{kind}_bound_ms", f"{at.loc[(kind, 'flat'), 'bound_ms']:.2f} ms")
     for method in ("ivf", "hnsw"):
         glue_value(f"{kind}_{method}_recall", f"{at.loc[(kind, method), 'recall']:.3f}")
-at[["median_ms", "bound_ms", "recall"]]
+flat = at.loc[("binary", "flat")]
+glue_value("binary_flat_vs_bound", "above its bound: counting the differing bits of 91-byte codes costs more "
+           "than reading them" if flat["median_ms"] > flat["bound_ms"] else
+           f"within its bound: an index of {flat['index_bytes'] / 2**20:.1f} MiB can stay in the processor's "
+           "caches between queries, and then it is not read from memory at all")
 
 # %% [markdown]
 # ## Summary
@@ -319,9 +345,8 @@ at[["median_ms", "bound_ms", "recall"]]
 # {glue:text}`float_bound_ms`. Once the HOG index no longer fits in the caches, exact search is a
 # memory-bound scan: its latency grows in proportion to the archive and stays close to the time it
 # takes to read the index. Binary codes are 14 times smaller (91 bytes against 1,296), and so is
-# their bound ({glue:text}`binary_bound_ms`). FAISS' Hamming scan took {glue:text}`binary_flat_ms`:
-# it stays above its bound, because counting the differing bits of 91-byte codes costs more than
-# reading them. NumPy's bit counting is slower still.
+# their bound ({glue:text}`binary_bound_ms`). FAISS' Hamming scan took {glue:text}`binary_flat_ms`,
+# {glue:text}`binary_flat_vs_bound`. NumPy's bit counting took {glue:text}`binary_numpy_ms`.
 #
 # The approximate indexes read only a small part of the archive. IVF answered in
 # {glue:text}`float_ivf_ms` (HOG) and {glue:text}`binary_ivf_ms` (barcodes), with recall@10 of

@@ -96,10 +96,9 @@ show_table(registry, "registry", out_dir)
 # %%
 benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed, profile=profile,
                            dry_run=dry_run)
-write_provenance(out_dir, {"profile": profile, "dry_run": dry_run, "seed": seed, **settings}, benchmark)
-benchmark
+write_provenance(out_dir, {"profile": profile, "dry_run": dry_run, "seed": seed, **settings}, benchmark);
 
-# %%
+# %% tags=["hide-input"]
 table = composition(benchmark)
 modalities, regions = table["modality"].nunique(), table["region"].nunique()
 glue_value("n_images", f"{len(benchmark):,}")
@@ -112,7 +111,6 @@ glue_value("image_px", image_px)
 glue_value("source_note", ("the eight sets of the registry were found here" if benchmark.meta["source"] == "local"
                            else "the eight sets are not here, so the MedMNIST fallback is used ("
                            + ", ".join(benchmark.meta["members"]) + ")") + f", at {image_px} pixels")
-print(f"{len(benchmark)} images, {len(benchmark.class_names)} codes, {modalities} modalities, {regions} regions")
 
 # %% [markdown]
 # In this build {glue:text}`source_note`. The archive holds {glue:text}`n_images` images in
@@ -132,13 +130,20 @@ show_table(table.set_index("code"), "composition", out_dir, float_format="{:.0f}
 
 # %% tags=["hide-input"]
 show_figure(plots.counts_bar(table), "class_counts", out_dir)
+for end, total in (("smallest", table["total"].min()), ("largest", table["total"].max())):
+    codes = table.loc[table["total"] == total, "code"].tolist()
+    others = f" and {len(codes) - 1} other code{'s' if len(codes) > 2 else ''}" if len(codes) > 1 else ""
+    glue_value(f"{end}_code", f"{codes[0]}{others} ({total:,} images{' each' if others else ''})")
+glue_value("cap_note", f"this build keeps at most {settings['max_per_class']:,} images per code and split, "
+           "which flattens the differences" if settings["max_per_class"] else "this build keeps every image")
 
 # %% [markdown]
 # ```{glue:figure} class_counts
 # :name: fig-class-counts
-# Images per code, coloured by modality. The classes are far from balanced (in the eight sets,
-# moderate dementia has 15 images, normal knees nearly a thousand), as IRMA's were: paper 003 notes that a third of the
-# IRMA 2009 classes have fewer than ten training images.
+# Images per code in this build, coloured by modality ({glue:text}`cap_note`). The smallest code is
+# {glue:text}`smallest_code`, the largest {glue:text}`largest_code`. In full, the sets are far from
+# balanced, as IRMA's were: paper 003 notes that a third of the IRMA 2009 classes have fewer than
+# ten training images.
 # ```
 
 # %% tags=["hide-input"]
@@ -155,7 +160,7 @@ show_table(axes, "modality_region", out_dir, float_format="{:.0f}")
 # ## What the images look like
 
 # %% tags=["hide-input"]
-show_figure(plots.class_examples(benchmark, settings["examples_per_class"], seed), "examples", out_dir)
+show_figure(plots.class_example_blocks(benchmark, settings["examples_per_class"], seed), "examples", out_dir)
 
 # %% [markdown]
 # ```{glue:figure} examples
@@ -185,8 +190,8 @@ from cbmir_tf.irma import CodeHierarchy, hierarchical_error, read_irma_codes
 CODES_NAME = "irma-codes/ImageCLEFmed2009_train_codes.02.csv"
 try:
     codes_file = fetch(CODES_NAME, data_dir)
-except FileNotFoundError as error:  # offline, or downloads off
-    codes_file, codes_error = None, str(error)
+except FileNotFoundError:  # offline, or downloads off
+    codes_file = None
 if codes_file is not None:
     irma_train = read_irma_codes(codes_file)
     hierarchy = CodeHierarchy.from_codes(irma_train["irma_code"])
@@ -198,16 +203,18 @@ if codes_file is not None:
         [{"case": case, "predicted": pred,
           **{norm: hierarchical_error(true, pred, hierarchy, norm) for norm in ("raw", "axis", "image")}}
          for case, pred in examples.items()]).set_index("case")
-    print(f"{len(irma_train):,} training codes, {irma_train['irma_code'].nunique()} distinct; true code {true}")
+    glue_value("irma_codes_note", f"the true code is {true}, one of the {irma_train['irma_code'].nunique()} "
+               f"distinct codes of the {len(irma_train):,} training images")
 else:
-    irma_examples = pd.DataFrame({"note": [f"{CODES_NAME} is not available here: {codes_error}"]})
+    irma_examples = pd.DataFrame({"note": [f"{CODES_NAME} is not available here"]})
+    glue_value("irma_codes_note", "the code list is not available in this build")
 show_table(irma_examples, "irma_error_examples", out_dir)
 
 # %% [markdown]
 # ```{glue:figure} irma_error_examples
 # :name: tab-irma-examples
-# The hierarchical error of a few predictions against one real IRMA 2009 code, under the three
-# normalisations of `cbmir_tf.irma`: raw (the sum of Eq. 1), per axis (a fully wrong axis costs 1)
+# The hierarchical error of a few predictions against one real IRMA 2009 code
+# ({glue:text}`irma_codes_note`), under the three normalisations of `cbmir_tf.irma`: raw (the sum of Eq. 1), per axis (a fully wrong axis costs 1)
 # and per image (a fully wrong image costs 1; summed over 1,733 test images this is the scale of paper
 # 003's Table 2).
 # ```

@@ -41,6 +41,7 @@ def _runner(tmp_path, monkeypatch):
     spec.loader.exec_module(runner)
     monkeypatch.setattr(runner, "CHAPTERS", tmp_path / "chapters")
     monkeypatch.setattr(runner, "GENERATED", tmp_path / "generated")
+    monkeypatch.setattr(runner, "SMOKE", tmp_path / "smoke")
     return runner
 
 
@@ -52,7 +53,7 @@ def test_a_failing_chapter_becomes_an_error_page_and_the_build_goes_on(tmp_path,
 
     result = runner.build_chapter(failing, "smoke")
     assert result.status == "FAILED" and result.error == "FileNotFoundError"
-    page = nbformat.read(tmp_path / "chapters" / "01_fails.ipynb", as_version=4)
+    page = nbformat.read(tmp_path / "smoke" / "chapters" / "01_fails.ipynb", as_version=4)
     assert [cell.cell_type for cell in page.cells] == ["markdown", "markdown"]
     assert page.cells[0].source == "# A chapter that fails"
     text = page.cells[1].source
@@ -67,8 +68,11 @@ def test_a_failing_chapter_becomes_an_error_page_and_the_build_goes_on(tmp_path,
     out = capsys.readouterr().out
     assert re.search(r"^01_fails +FAILED +\d+$", out, re.M) and re.search(r"^02_runs +executed +\d+$", out, re.M)
     assert "1 chapter(s) FAILED: 01_fails" in out
-    executed = nbformat.read(tmp_path / "chapters" / "02_runs.ipynb", as_version=4)
+    assert not (tmp_path / "chapters").exists()  # a smoke run never touches the record
+    executed = nbformat.read(tmp_path / "smoke" / "chapters" / "02_runs.ipynb", as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert "remove-cell" in injected[0].metadata.tags  # shown in the notebook, not on the page
+    assert all("execution" not in c.metadata for c in executed.cells)  # no timestamps to diff
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     assert f'source_commit = "{head or "main"}"' in injected[0].source
     assert 'source_repository = "https://github.com/' in injected[0].source
@@ -98,3 +102,30 @@ def test_the_toc_alone_orders_the_chapters(tmp_path, monkeypatch):
     names = [script.stem for script in scripts]
     assert names[:2] == ["open_benchmark", "hog_retrieval"]
     assert names.index("paper000_resnet50v2_fpn") < names.index("side_by_side")
+
+
+def test_a_run_of_record_writes_the_book_and_a_smoke_book_is_staged_apart(tmp_path, monkeypatch):
+    runner = _runner(tmp_path, monkeypatch)
+    chapter = tmp_path / "02_runs.py"
+    chapter.write_text(GOOD + "print(out_dir)\n", encoding="utf-8")
+
+    assert runner.main(["--profile", "cpu", str(chapter)]) == 0
+    record = nbformat.read(tmp_path / "chapters" / "02_runs.ipynb", as_version=4)
+    assert record.cells[-1].outputs[-1].text.endswith(f"{tmp_path / 'generated' / '02_runs'}\n")
+    assert runner.book_root("cpu") == REPO
+
+    assert runner.main(["--profile", "smoke", str(chapter)]) == 0
+    stage = runner.book_root("smoke")
+    assert stage == tmp_path / "smoke" / "book"
+    assert (stage / "_config.yml").is_file() and (stage / "_toc.yml").is_file()
+    assert (stage / "book" / "intro.md").is_file()
+    assert [p.name for p in (stage / "book" / "chapters").iterdir()] == ["02_runs.ipynb"]
+    smoke = nbformat.read(stage / "book" / "chapters" / "02_runs.ipynb", as_version=4)
+    assert 'profile = "smoke"' in smoke.cells[2].source or any(
+        'profile = "smoke"' in c.source for c in smoke.cells)
+
+
+def test_an_out_dir_inside_the_repository_is_injected_relative(tmp_path, monkeypatch):
+    runner = _runner(tmp_path, monkeypatch)
+    assert runner._relative(REPO / "book" / "generated" / "x") == "book/generated/x"
+    assert runner._relative(tmp_path / "x") == str(tmp_path / "x")

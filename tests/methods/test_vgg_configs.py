@@ -11,7 +11,7 @@ from cbmir_tf.profiles import PAPER, method_settings
 
 # a tiny configuration G (two FC layers, the last 800 wide) on 32 px inputs
 TINY = {"config": "G", "image_size": 32, "val_fraction": 0.25,
-        "training": {"optimizer": "sgd", "learning_rate": 0.01, "momentum": 0.9, "epochs": 5, "batch_size": 8,
+        "training": {"optimizer": "adam", "learning_rate": 0.001, "epochs": 5, "batch_size": 8,
                      "patience": None}}
 
 
@@ -58,7 +58,7 @@ def test_describe_search_and_class_probabilities(fitted, archive):
     proba = method.predict_proba(images)
     assert proba.shape == (40, 4) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
     np.testing.assert_array_equal(method.predict(images), proba.argmax(axis=1))
-    assert np.mean(method.predict(images) == labels) > 0.25  # better than one of four codes by chance
+    assert np.mean(method.predict(images) == labels) > 0.5  # it learnt its training images (chance: 0.25)
     with pytest.raises(ValueError, match="not fitted"):
         VGGConfigMethod().predict_proba(images)
 
