@@ -151,7 +151,7 @@ for v in VERDICTS:
 # zero, not with the other rows.
 
 # %% tags=["hide-input"]
-claims = claims.assign(label=[f"{i}  {text}" for i, text in zip(claims["id"], claims["claim"])])
+claims = claims.assign(label=[f"{i}  {text[:1].upper()}{text[1:]}" for i, text in zip(claims["id"], claims["claim"])])
 fig = plots.forest_plot(claims)
 glue_value("forest_scale", "logarithmic away from zero (linear close to it), so that one large "
            "difference does not flatten the small ones" if fig.axes[0].get_xscale() == "symlog" else "linear")
