@@ -70,6 +70,15 @@ def _column_formatter(column: pd.Series, float_format: str):
     return lambda v: _number(v, float_format)
 
 
+def _column_values(table: pd.DataFrame, column) -> pd.Series:
+    """Every value under the label ``column``, also when several columns share it (e.g. the profile
+    overrides of the ``paper`` profile itself: columns ``setting``, ``paper``, ``paper``)."""
+    values = table[column]
+    if values.ndim == 1:
+        return values
+    return pd.concat([values.iloc[:, i] for i in range(values.shape[1])], ignore_index=True)
+
+
 def show_table(table: pd.DataFrame, name: str, out_dir: str | os.PathLike, float_format: str = "{:.4f}",
                column_formats: dict[str, str] | None = None) -> None:
     """Save ``table`` as ``out_dir/name.csv`` and glue a formatted copy under ``name``.
@@ -78,7 +87,7 @@ def show_table(table: pd.DataFrame, name: str, out_dir: str | os.PathLike, float
     floats with ``float_format``, except the columns named in ``column_formats``.
     """
     _atomic_write(Path(out_dir) / f"{name}.csv", lambda tmp: table.to_csv(tmp, float_format="%.6g"))
-    formats = {column: _column_formatter(table[column], float_format) for column in table.columns}
+    formats = {column: _column_formatter(_column_values(table, column), float_format) for column in table.columns}
     styled = table.style.format({**formats, **(column_formats or {})}, na_rep="–")
     styled = styled.format_index(lambda v: _number(v, float_format))
     _glue(name, styled)

@@ -70,3 +70,13 @@ def test_save_claims_writes_every_column(tmp_path, two_descriptors):
 def test_columns_formatted_by_meaning(values, shown):
     column = pd.Series(values)
     assert [_column_formatter(column, "{:.4f}")(v) for v in column] == shown
+
+
+def test_show_table_formats_columns_that_share_a_label(tmp_path):
+    # the paper profile's own overrides table has the columns setting, paper, paper
+    from cbmir_tf.report import _column_values
+
+    table = pd.DataFrame([("epochs", "500", "2"), ("batch", "16", "4")], columns=["setting", "paper", "paper"])
+    assert list(_column_values(table, "paper")) == ["500", "16", "2", "4"]
+    formatter = _column_formatter(_column_values(table, "paper"), "{:.4f}")
+    assert formatter("500") == "500"
