@@ -313,8 +313,10 @@ def kernel_environment():
 def for_publication(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The executed notebook as the book shows it: papermill's injected-parameters cell is hidden
     (the parameters cell above it shows the defaults; the provenance records what was injected),
-    and papermill's execution timestamps are dropped, so a rerun that changes nothing changes no byte."""
-    for cell in notebook.cells:
+    papermill's execution timestamps are dropped and the cells are numbered, so a rerun that changes
+    nothing changes no byte."""
+    for index, cell in enumerate(notebook.cells):
+        cell.id = f"cell-{index}"  # jupytext draws random ids: numbered ones keep a rerun's diff to results
         tags = cell.metadata.get("tags", [])
         if "injected-parameters" in tags and "remove-cell" not in tags:
             cell.metadata["tags"] = [*tags, "remove-cell"]

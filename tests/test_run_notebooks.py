@@ -73,6 +73,7 @@ def test_a_failing_chapter_becomes_an_error_page_and_the_build_goes_on(tmp_path,
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert "remove-cell" in injected[0].metadata.tags  # shown in the notebook, not on the page
     assert all("execution" not in c.metadata for c in executed.cells)  # no timestamps to diff
+    assert [c.id for c in executed.cells] == [f"cell-{i}" for i in range(len(executed.cells))]
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     assert f'source_commit = "{head or "main"}"' in injected[0].source
     assert 'source_repository = "https://github.com/' in injected[0].source
