@@ -3,7 +3,7 @@
 The display pipeline of :func:`read_dicom` is fixed and runs in this order:
 
 1. decode the Pixel Data (``pydicom.pixels.pixel_array``; JPEG 2000 through
-   pylibjpeg-openjpeg or Pillow);
+   pylibjpeg-openjpeg or Pillow, JPEG Lossless and JPEG-LS through pylibjpeg-libjpeg);
 2. modality LUT: Rescale Slope/Intercept (Hounsfield units for CT) or a Modality
    LUT Sequence (``apply_modality_lut``);
 3. VOI: an explicit ``window=(center, width)`` if given, else the file's VOI LUT
@@ -14,8 +14,13 @@ The display pipeline of :func:`read_dicom` is fixed and runs in this order:
 
 Enhanced multi-frame files keep rescale and window values in their shared or
 per-frame functional groups; these are used per frame (per-frame wins).
-PALETTE COLOR is expanded with ``apply_color_lut`` and RGB/YBR is decoded to RGB,
-both then converted to grey with the ITU-R 601-2 luma weights.
+PALETTE COLOR is expanded with ``apply_color_lut`` (16-bit palettes of big-endian files
+byte-swapped first) and RGB/YBR is decoded to RGB, both then converted to grey with the
+ITU-R 601-2 luma weights. NaN or infinite values after the modality LUT are refused.
+
+A file without the 128-byte preamble and ``DICM`` magic (older equipment) is read with
+``force=True`` when its suffix is ``.dcm``/``.dicom`` or it starts like a data set, and kept
+only if it holds image elements; every error is one line, starting with the file's path.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array
 
 from cbmir_tf.data.dataset import ImageDataset
-from cbmir_tf.data.preprocess import standardize_image, to_gray_uint8
+from cbmir_tf.data.sniff import is_dicom, starts_like_dataset
+from cbmir_tf.data.preprocess import check_finite, standardize_image, to_gray_uint8
 
 __all__ = ["dicom_labels", "is_dicom", "load_dicom_folder", "read_dicom", "read_hu"]
 
@@ -48,15 +54,6 @@ _TOKEN = re.compile(r"[^A-Za-z0-9_]+")
 _LABEL_KEYS = ("Modality", "BodyPartExamined")
 
 
-def is_dicom(path: str | os.PathLike) -> bool:
-    """True if `path` is a file with the ``DICM`` magic at byte 128 (Part 10 format)."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(132)[128:132] == b"DICM"
-    except OSError:
-        return False
-
-
 def _load(src: str | os.PathLike | Dataset, pixels: bool = True) -> tuple[Dataset, str]:
     """Return the dataset (without Pixel Data if not `pixels`) and a name for messages."""
     if isinstance(src, Dataset):
@@ -67,16 +64,47 @@ def _load(src: str | os.PathLike | Dataset, pixels: bool = True) -> tuple[Datase
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            ds = pydicom.dcmread(path, stop_before_pixels=not pixels)
+            ds = _read_forcing(path, pixels)
     except InvalidDicomError as err:
-        raise ValueError(f"{path}: not a DICOM file ({err})") from err
+        raise ValueError(f"{path}: not a DICOM file ({_one_line(err)})") from None
     except Exception as err:  # pydicom raises many types on broken headers
-        raise ValueError(f"{path}: cannot parse DICOM header ({type(err).__name__}: {err})") from err
+        raise ValueError(f"{path}: cannot parse DICOM header ({type(err).__name__}: {_one_line(err)})") from None
     for item in caught:  # pydicom only warns when a file ends inside a sequence
         if "End of file reached" in str(item.message):
-            raise ValueError(f"{path}: truncated DICOM file ({item.message})")
+            raise ValueError(f"{path}: truncated DICOM file ({_one_line(item.message)})")
         warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
     return ds, str(path)
+
+
+def _read_forcing(path: Path, pixels: bool) -> Dataset:
+    """``dcmread``; a file without the 128-byte preamble and ``DICM`` (old equipment) is read with
+    ``force=True`` when its suffix is ``.dcm``/``.dicom`` or it starts like a data set, and kept only
+    if it holds image elements. Its transfer syntax, if not stated, is the encoding it was read with."""
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=not pixels)
+    except InvalidDicomError:
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+        if path.suffix.lower() not in (".dcm", ".dicom") and not starts_like_dataset(head):
+            raise
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=not pixels, force=True)
+        looks_valid = any(k in ds for k in ("SOPClassUID", "Modality", "Rows")) and len(ds) > 2
+    except Exception:  # noqa: BLE001 - forced parsing of a non-DICOM file fails in many ways
+        looks_valid = False
+    if not looks_valid:
+        raise InvalidDicomError("no DICM magic at byte 128, and the content does not parse as a DICOM data set")
+    if "TransferSyntaxUID" not in ds.file_meta:
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (pydicom.uid.ImplicitVRLittleEndian if implicit else
+                                          pydicom.uid.ExplicitVRLittleEndian if little else
+                                          pydicom.uid.ExplicitVRBigEndian)
+    return ds
+
+
+def _one_line(text: object) -> str:
+    """`text` with its whitespace (newlines included) collapsed: every message stays on one line."""
+    return " ".join(str(text).split())
 
 
 def _decode(ds: Dataset, name: str, frame: Frame) -> tuple[np.ndarray, bool, int]:
@@ -99,7 +127,7 @@ def _decode(ds: Dataset, name: str, frame: Frame) -> tuple[np.ndarray, bool, int
         uid = meta.get("TransferSyntaxUID") if meta is not None else None
         syntax = f"(0002,0010) Transfer Syntax UID '{uid.name}'" if uid else "unknown transfer syntax"
         raise ValueError(
-            f"{name}: cannot decode (7FE0,0010) Pixel Data with {syntax} ({type(err).__name__}: {err})"
+            f"{name}: cannot decode (7FE0,0010) Pixel Data with {syntax} ({type(err).__name__}: {_one_line(err)})"
         ) from err
     stacked = n_frames > 1 and frame is None
     return (arr if stacked else arr[None]), stacked, frame or 0
@@ -125,9 +153,11 @@ def _frame_attrs(ds: Dataset, index: int) -> Dataset:
     return flat
 
 
-def _grey_frame(values: np.ndarray, attrs: Dataset, window: tuple[float, float] | None) -> np.ndarray:
+def _grey_frame(values: np.ndarray, attrs: Dataset, window: tuple[float, float] | None,
+                name: str = "<pydicom Dataset>") -> np.ndarray:
     """Modality LUT, VOI, MONOCHROME1 inversion and uint8 mapping of one ``(h, w)`` frame."""
     values = apply_modality_lut(values, attrs)
+    _check_rescaled(values, attrs, name)
     if window is not None:
         for keyword in ("VOILUTSequence", "VOILUTFunction"):
             if keyword in attrs:
@@ -147,6 +177,37 @@ def _grey_frame(values: np.ndarray, attrs: Dataset, window: tuple[float, float] 
     if attrs.PhotometricInterpretation == "MONOCHROME1":
         scaled = 1.0 - scaled
     return np.rint(scaled * 255.0).astype(np.uint8)
+
+
+def _check_rescaled(values: np.ndarray, attrs: Dataset, name: str) -> None:
+    """Refuse NaN/inf values after the modality LUT (e.g. Rescale Slope ``NaN``): the frame would be black."""
+    try:
+        check_finite(values, name)
+    except ValueError as err:
+        rescale = ", ".join(f"{k} {attrs.get(k)}" for k in ("RescaleSlope", "RescaleIntercept") if k in attrs)
+        raise ValueError(f"{err}{f' after rescaling ({rescale})' if rescale else ''}") from None
+
+
+def _palette_rgb(frame: np.ndarray, ds: Dataset) -> np.ndarray:
+    """PALETTE COLOR to RGB. pydicom reads non-segmented 16-bit LUT data in the machine's byte
+    order, so a big-endian file's palettes are byte-swapped first (else the image is nearly black)."""
+    little = ds.original_encoding[1]
+    if little is None and hasattr(ds, "file_meta") and "TransferSyntaxUID" in ds.file_meta:
+        little = ds.file_meta.TransferSyntaxUID.is_little_endian
+    if little is not False or "RedPaletteColorLookupTableData" not in ds:
+        return apply_color_lut(frame, ds)
+    flat = Dataset()
+    for elem in ds.group_dataset(0x0028):
+        flat.add(elem)
+    for colour in ("Red", "Green", "Blue", "Alpha"):
+        keyword = f"{colour}PaletteColorLookupTableData"
+        if keyword in ds:
+            entries = ds[f"{colour}PaletteColorLookupTableDescriptor"].value[0] or 65536
+            data = bytes(ds[keyword].value)
+            if len(data) == 2 * entries:  # 16-bit entries: to the native (little-endian) order
+                data = np.frombuffer(data, ">u2").astype("<u2").tobytes()
+            setattr(flat, keyword, data)
+    return apply_color_lut(frame, flat)
 
 
 def read_dicom(
@@ -177,9 +238,9 @@ def read_dicom(
     if window is not None and photometric not in _GREY:
         raise ValueError(f"{name}: (0028,0004) Photometric Interpretation '{photometric}' cannot be windowed")
     if photometric in _GREY:
-        out = [_grey_frame(f, _frame_attrs(ds, first + i), window) for i, f in enumerate(frames)]
+        out = [_grey_frame(f, _frame_attrs(ds, first + i), window, name) for i, f in enumerate(frames)]
     elif photometric == "PALETTE COLOR":
-        out = [to_gray_uint8(apply_color_lut(f, ds)) for f in frames]
+        out = [to_gray_uint8(_palette_rgb(f, ds)) for f in frames]
     elif frames.ndim == 4 and frames.shape[-1] == 3:  # RGB, or YBR decoded to RGB by pydicom
         out = [to_gray_uint8(f) for f in frames]
     else:
@@ -208,6 +269,7 @@ def read_hu(src: str | os.PathLike | Dataset, *, frame: Frame = None) -> np.ndar
         raise ValueError(f"{name}: (0028,0004) Photometric Interpretation '{photometric}' has no HU values")
     frames, stacked, first = _decode(ds, name, frame)
     out = np.stack([apply_modality_lut(f, _frame_attrs(ds, first + i)) for i, f in enumerate(frames)])
+    _check_rescaled(out, _frame_attrs(ds, first), name)
     out = out.astype(np.float32)
     return out if stacked else out[0]
 

@@ -83,7 +83,7 @@ def load_class_folders(
         for path in files[name]:
             try:
                 images.append(standardize_image(read_image(path), size))
-            except ValueError as err:
+            except (ValueError, OSError) as err:  # OSError: the file vanished or cannot be opened
                 if on_error == "raise":
                     raise
                 skipped.append((str(path), str(err)))

@@ -16,6 +16,10 @@ def to_gray_uint8(image: np.ndarray) -> np.ndarray:
 
     RGB uses the ITU-R 601-2 luma weights (as Pillow's ``convert("L")``); RGBA is
     composited on black first. Float and 16-bit images are min-max scaled.
+
+    Raises:
+        ValueError: For another shape, or ``"N NaN/inf pixel values"`` for a float image
+            with non-finite values.
     """
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[-1] in (3, 4):
@@ -33,12 +37,28 @@ def to_gray_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def rescale_to_uint8(image: np.ndarray) -> np.ndarray:
-    """Min-max scale any numeric 2-D array to ``uint8`` (a constant image becomes 0)."""
+    """Min-max scale any numeric 2-D array to ``uint8`` (a constant image becomes 0).
+
+    Raises:
+        ValueError: ``"N NaN/inf pixel values"`` if any value is not finite (min-max scaling
+            would make the whole image black).
+    """
     image = np.asarray(image, dtype=np.float64)
+    check_finite(image)
     lo, hi = float(np.min(image)), float(np.max(image))
     if hi <= lo:
         return np.zeros(image.shape, dtype=np.uint8)
     return np.rint((image - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+
+
+def check_finite(values: np.ndarray, name: str | None = None) -> None:
+    """Raise ``ValueError("[<name>: ]N NaN/inf pixel values")`` if `values` holds any non-finite number."""
+    values = np.asarray(values)
+    if values.dtype.kind not in "fc":
+        return
+    bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+    if bad:
+        raise ValueError(f"{name + ': ' if name else ''}{bad:,} NaN/inf pixel values")
 
 
 def pad_to_square(image: np.ndarray, fill: int = 0) -> np.ndarray:
