@@ -8,7 +8,8 @@ seeded perturbation (Gaussian noise for float vectors, a few flipped bits for bi
 :class:`cbmir_tf.search.index.Index`) and a plain NumPy brute force (:class:`NumpyIndex`) at each size,
 and reports build time, index bytes, per-query latency, batched throughput and recall@k against
 exact search, beside the memory-bandwidth bound (index bytes / :func:`memory_bandwidth`): the
-time one core needs just to read the index once.
+time one core needs just to read the index once. IVF and HNSW calibrate their search knob for a
+target recall, on their own vectors and, given held-out real queries, on those.
 
 Two real descriptors are used: HOG at 128 px (324-d float, L2; :data:`FLOAT_DESCRIPTOR`) and
 Radon barcodes at 64 px (728 bits, Hamming; :data:`BINARY_DESCRIPTOR`).
@@ -28,14 +29,14 @@ from threadpoolctl import threadpool_limits
 from cbmir_tf.evaluation import time_per_query
 from cbmir_tf.features.hog import HOGDescriptor
 from cbmir_tf.features.radon_barcode import RadonBarcode, pack_codes
-from cbmir_tf.search.index import DEFAULT_EF_SEARCH, DEFAULT_NPROBE, Index, default_nlist
+from cbmir_tf.search.index import TARGET_RECALL, Index, default_nlist, recall_at_k
 
 #: HOG at 128 px: 3 x 3 overlapping blocks of 2 x 2 cells of 32 px, 9 bins: 324-d float32 (1.3 GB at 1M).
 FLOAT_DESCRIPTOR = {"cell_size": 32, "block_size": 64, "block_stride": 32, "n_bins": 9, "image_size": 128}
 #: Radon barcode at 64 px, 8 angles: 728 bits, 91 bytes packed (91 MB at 1M).
 BINARY_DESCRIPTOR = {"image_size": 64, "n_angles": 8}
-#: The search defaults: recall@10 >= 0.95 against exact search on the real features of both descriptors.
-SEARCH_DEFAULTS = {"ivf": ("nprobe", DEFAULT_NPROBE), "hnsw": ("ef_search", DEFAULT_EF_SEARCH)}  # Index's
+#: The search knob of each approximate index, calibrated by :meth:`cbmir_tf.search.index.Index.calibrate`.
+KNOBS = {"ivf": "nprobe", "hnsw": "ef_search"}
 #: Further settings of each approximate index's knob, for the recall / latency trade-off.
 SWEEP = {"ivf": (1, 4, 64), "hnsw": (16, 256, 1024)}
 HNSW_M = 32  # neighbours per HNSW node (the Index default)
@@ -174,20 +175,6 @@ class NumpyIndex:
         return D, I
 
 
-def recall_at_k(I, I_exact, D=None, D_exact=None) -> float:
-    """Mean fraction of the exact top-k ids that ``I`` found (both ``(nq, k)``).
-
-    With exact integer distances (Hamming), pass ``D`` and ``D_exact`` too: a returned id at a
-    distance no larger than the exact k-th distance then also counts, so that ties are hits.
-    """
-    I, I_exact = np.asarray(I), np.asarray(I_exact)
-    k = I_exact.shape[1]
-    hit = (I[:, :k, None] == I_exact[:, None, :]).any(-1) & (I[:, :k] >= 0)
-    if D is not None:
-        hit |= (np.asarray(D)[:, :k] <= np.asarray(D_exact)[:, k - 1:k]) & (I[:, :k] >= 0)
-    return float(hit.sum(1).mean() / k)
-
-
 def index_bytes(index: Index | NumpyIndex) -> int:
     """Size of an index in memory: its serialised FAISS bytes, or the NumPy arrays it scans."""
     if isinstance(index, NumpyIndex):
@@ -196,35 +183,44 @@ def index_bytes(index: Index | NumpyIndex) -> int:
     return int(serialize(index.index_).nbytes)
 
 
-def build(X: np.ndarray, metric: str, method: str, *, seed: int = 0) -> tuple[Index | NumpyIndex, str]:
+def build(X: np.ndarray, metric: str, method: str, *, seed: int = 0,
+          target_recall: float = TARGET_RECALL) -> tuple[Index | NumpyIndex, str]:
     """Build one index of ``method`` (see :data:`METHODS`) over ``X``; return it and its build parameters.
 
-    IVF gets :func:`cbmir_tf.search.index.default_nlist` cells, trained on a seeded sample of ``IVF_TRAIN_PER_CELL`` rows a cell;
-    HNSW gets ``HNSW_M`` neighbours a node and FAISS' default ``efConstruction`` (40).
+    IVF gets :func:`cbmir_tf.search.index.default_nlist` cells, trained on a seeded sample of
+    ``IVF_TRAIN_PER_CELL`` rows a cell; HNSW gets ``HNSW_M`` neighbours a node and FAISS' default
+    ``efConstruction`` (40). Both calibrate their knob for ``target_recall`` on a sample of their
+    own vectors when ``add`` ends (``Index``'s default).
     """
     if method == "numpy":
         return NumpyIndex(metric).add(X), ""
     if method == "ivf":
         nlist = default_nlist(len(X))
         sample = np.sort(np.random.default_rng(seed).permutation(len(X))[:IVF_TRAIN_PER_CELL * nlist])
-        return Index(metric, kind="ivf", nlist=nlist).train(X[sample]).add(X), f"nlist={nlist}"
+        index = Index(metric, kind="ivf", nlist=nlist, target_recall=target_recall)
+        return index.train(X[sample]).add(X), f"nlist={nlist}"
     if method == "hnsw":
-        return Index(metric, kind="hnsw", hnsw_m=HNSW_M).add(X), f"M={HNSW_M}"
+        return Index(metric, kind="hnsw", hnsw_m=HNSW_M, target_recall=target_recall).add(X), f"M={HNSW_M}"
     return Index(metric).add(X), ""
 
 
-def measure(index: Index | NumpyIndex, queries: np.ndarray, k: int, n_timing: int,
+def measure(index: Index | NumpyIndex, queries: np.ndarray, k: int, n_timing: int, *, repeats: int = 1,
             **search) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Search all ``queries`` at once, then time ``n_timing`` of them one at a time, all on one thread.
+    """Search all ``queries`` at once (``repeats`` times), then time ``n_timing`` of them one at a
+    time, all on one thread.
 
     Returns:
-        ``(D, I, stats)``: the batched results and ``{"batch_ms", "median_ms", "p95_ms"}`` (per query).
+        ``(D, I, stats)``: the batched results and ``{"batch_ms", "median_ms", "p95_ms"}`` (per
+        query; ``batch_ms`` is the median over the repeats).
     """
     with _threads(1):
         index.search(queries[:8], k, **search)  # warm-up: caches, allocations
-        start = time.perf_counter()
-        D, I = index.search(queries, k, **search)
-        batch_ms = 1000 * (time.perf_counter() - start) / len(queries)
+        batch = []
+        for _ in range(max(int(repeats), 1)):
+            start = time.perf_counter()
+            D, I = index.search(queries, k, **search)
+            batch.append(time.perf_counter() - start)
+        batch_ms = 1000 * float(np.median(batch)) / len(queries)
         t = time_per_query(lambda i: index.search(queries[i:i + 1], k, **search), min(n_timing, len(queries)))
     return D, I, {"batch_ms": batch_ms, "median_ms": t["median_ms"], "p95_ms": t["p95_ms"]}
 
@@ -245,6 +241,8 @@ def run_scale_benchmark(database: dict[str, np.ndarray], queries: dict[str, np.n
                         sizes: Sequence[int], *, k: int = 10, n_timing: int = 100,
                         methods: Sequence[str] = METHODS, sweep: bool = True, threads: int | None = None,
                         bandwidth: float | None = None, seed: int = 0,
+                        calibration: dict[str, np.ndarray] | None = None,
+                        target_recall: float = TARGET_RECALL, repeats: int = 1,
                         log: Callable[[str], None] | None = print) -> pd.DataFrame:
     """Build and search every index of ``methods`` at every size, for each descriptor.
 
@@ -258,37 +256,60 @@ def run_scale_benchmark(database: dict[str, np.ndarray], queries: dict[str, np.n
         n_timing: Queries timed one at a time (all of them are searched in the batch). Defaults to 100.
         methods: Subset of :data:`METHODS`. Defaults to all.
         sweep: Also measure the :data:`SWEEP` settings of the IVF and HNSW knobs. Defaults to `True`.
-        threads: FAISS/BLAS threads for the builds. Searches always run on one thread, so that
-            latencies are per core and a neighbour's load on the other cores does not stall them.
-            Defaults to ``faiss.omp_get_max_threads()``.
+        threads: FAISS/BLAS threads for the builds and calibrations. Searches always run on one
+            thread, so that latencies are per core and a neighbour's load on the other cores does not
+            stall them. Defaults to ``faiss.omp_get_max_threads()``.
         bandwidth: Read bandwidth in bytes/s. Defaults to :func:`memory_bandwidth`.
-        seed: Seed of the replicas and of the IVF training sample. Defaults to 0.
+        seed: Seed of the replicas, of the IVF training sample and of the calibration samples.
+            Defaults to 0.
+        calibration: Held-out real query vectors by kind, disjoint from ``queries`` and
+            ``database``. IVF and HNSW first calibrate their knob on their own vectors (as ``add``
+            does); with ``calibration`` they calibrate it again on these, and that value becomes
+            their default. Defaults to `None` (the first calibration stands).
+        target_recall: Recall@k the calibrations aim for. Defaults to 0.95.
+        repeats: Batched searches timed per setting (their median is ``batch_ms``). Defaults to 1.
         log: Called with one line per measurement; `None` for silence. Defaults to ``print``.
 
     Returns:
         A tidy DataFrame, one row per (descriptor, size, method, knob setting), with the columns
         ``descriptor``, ``metric``, ``dim``, ``n``, ``n_real``, ``method``, ``build`` (build
-        parameters), ``knob``, ``value``, ``default`` (the setting is :data:`SEARCH_DEFAULTS`),
-        ``build_s``, ``index_bytes``, ``bound_ms`` (index bytes / bandwidth), ``median_ms``,
-        ``p95_ms`` (one query at a time), ``batch_ms`` (per query, all queries at once),
-        ``recall`` (recall@k against FAISS flat search), ``threads`` and ``bandwidth_gbs``.
+        parameters), ``knob``, ``value``, ``default`` (the index's search default: its calibrated
+        value), ``stored`` (the value calibrated on stored vectors), ``build_s`` (with the first
+        calibration), ``index_bytes``, ``bound_ms`` (index bytes / bandwidth), ``median_ms``,
+        ``p95_ms`` (one query at a time), ``batch_ms`` (per query, all queries at once), ``recall``
+        (recall@k of ``queries`` against FAISS flat search), ``threads``, ``bandwidth_gbs``, and
+        for IVF and HNSW each calibration's ``{stored,heldout}_{value,recall,s}`` (the value, the
+        recall it measured on its own queries, its seconds).
     """
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise ValueError(f"methods must be among {METHODS}. Received: methods={sorted(unknown)}")
-    if set(database) != set(queries):
-        raise ValueError(f"database and queries must have the same kinds. Got {sorted(database)} and "
-                         f"{sorted(queries)} instead.")
+    if set(database) != set(queries) or (calibration is not None and set(calibration) != set(queries)):
+        raise ValueError(f"database, queries and calibration must have the same kinds. Got "
+                         f"{sorted(database)}, {sorted(queries)} and {sorted(calibration or {})} instead.")
     settings = {"k": k, "n_timing": n_timing, "methods": methods, "sweep": sweep, "seed": seed, "log": log,
                 "threads": int(threads or faiss.omp_get_max_threads()),
-                "bandwidth": float(bandwidth or memory_bandwidth())}
+                "bandwidth": float(bandwidth or memory_bandwidth()), "target_recall": target_recall,
+                "repeats": repeats}
     rows = [row for kind, real in database.items() for n in sorted({int(s) for s in sizes})
-            for row in _benchmark_size(kind, real, queries[kind], n, **settings)]
+            for row in _benchmark_size(kind, real, queries[kind], (calibration or {}).get(kind), n,
+                                       **settings)]
     return pd.DataFrame(rows)
 
 
-def _benchmark_size(kind: str, real: np.ndarray, queries: np.ndarray, n: int, *, k, n_timing, methods, sweep,
-                    threads, bandwidth, seed, log) -> list[dict]:
+def _calibrations(index: Index, held_out: np.ndarray | None, seed: int) -> dict:
+    """Record the calibration ``add`` made on stored vectors, then calibrate on ``held_out`` if given."""
+    stored = index.calibration_
+    out = {"stored_value": stored["value"], "stored_recall": stored["recall"], "stored_s": stored["seconds"]}
+    if held_out is not None:
+        held = index.calibrate(queries=held_out, seed=seed).calibration_
+        out.update(heldout_value=held["value"], heldout_recall=held["recall"], heldout_s=held["seconds"])
+    return out
+
+
+def _benchmark_size(kind: str, real: np.ndarray, queries: np.ndarray, held_out: np.ndarray | None, n: int, *,
+                    k, n_timing, methods, sweep, threads, bandwidth, seed, target_recall, repeats,
+                    log) -> list[dict]:
     """The rows of :func:`run_scale_benchmark` for one descriptor at one archive size."""
     metric = "hamming" if real.dtype == np.uint8 else "l2"
     X = replicate(real, n, seed=seed)
@@ -296,27 +317,33 @@ def _benchmark_size(kind: str, real: np.ndarray, queries: np.ndarray, n: int, *,
     for method in ("flat", *[m for m in methods if m != "flat"]):  # flat first: it gives the ground truth
         with _threads(threads):
             start = time.perf_counter()
-            index, built = build(X, metric, method, seed=seed)
+            index, built = build(X, metric, method, seed=seed, target_recall=target_recall)
             build_s = time.perf_counter() - start
+            knob = KNOBS.get(method, "")
+            calibrated = _calibrations(index, held_out, seed) if knob else {}
         size = index_bytes(index)
-        knob, default = SEARCH_DEFAULTS.get(method, ("", None))
-        values = sorted({default, *SWEEP[method]}) if knob and sweep else [default]
+        default = getattr(index, knob) if knob else None
+        values = [default] if not knob else sorted({default, calibrated["stored_value"],
+                                                     *(SWEEP[method] if sweep else ())})
         for value in values:
-            D, I, stats = measure(index, queries, k, n_timing, **({knob: value} if knob else {}))
+            search = {knob: value} if knob else {}
+            D, I, stats = measure(index, queries, k, n_timing, repeats=repeats, **search)
             truth = (D, I) if truth is None else truth
             if method not in methods:
                 continue
             ties = (D, truth[0]) if metric == "hamming" else ()  # integer distances: ties are hits
             rows.append({"descriptor": kind, "metric": metric, "dim": X.shape[1] * (8 if ties else 1), "n": n,
                          "n_real": min(n, len(real)), "method": method, "build": built, "knob": knob,
-                         "value": value, "default": value == default, "build_s": build_s, "index_bytes": size,
-                         "bound_ms": 1000 * size / bandwidth, **stats,
+                         "value": value, "default": value == default,
+                         "stored": bool(knob) and value == calibrated["stored_value"], "build_s": build_s,
+                         "index_bytes": size, "bound_ms": 1000 * size / bandwidth, **stats,
                          "recall": recall_at_k(I, truth[1], *ties), "threads": threads,
-                         "bandwidth_gbs": bandwidth / 1e9})
+                         "bandwidth_gbs": bandwidth / 1e9, **calibrated})
             if log:
                 log(f"{kind:6s} n={n:>9,} {method:5s} {f'{knob}={value}' if knob else '':14s} build "
                     f"{build_s:7.2f} s {size / 2**20:8.1f} MiB  bound {rows[-1]['bound_ms']:8.3f} ms  median "
                     f"{stats['median_ms']:8.3f} ms  p95 {stats['p95_ms']:8.3f} ms  batch "
-                    f"{stats['batch_ms']:7.3f} ms/q  recall@{k} {rows[-1]['recall']:.3f}")
+                    f"{stats['batch_ms']:7.3f} ms/q  recall@{k} {rows[-1]['recall']:.3f}"
+                    + ("  (default)" if knob and value == default else ""))
         del index
     return rows

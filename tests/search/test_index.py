@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from cbmir_tf.search.index import Index
+from cbmir_tf.search.index import BLAS_MIN_QUERIES, Index, blas_batches
 from cbmir_tf.search.rerank import rerank
 
 METRICS = ("l2", "l1", "cosine", "hamming")
@@ -192,6 +192,67 @@ def test_save_load_roundtrip(metric, feats, tmp_path):
     for a, b in zip(index.search(X, 7, **sp), loaded.search(X, 7, **sp)):
         np.testing.assert_array_equal(a, b)
     assert sorted(os.listdir(tmp_path)) == ["idx"]  # no temp dirs left behind
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_calibration_survives_save_and_load(kind, feats, tmp_path):
+    X = feats["float"]
+    index = Index("l2", kind=kind, nlist=4).train(X).add(X)
+    c = index.calibration_
+    n_queries = N // 10 if kind == "hnsw" else N  # HNSW holds back a tenth of X to calibrate on
+    assert c["n_queries"] == n_queries and c["ntotal"] == N - (n_queries if kind == "hnsw" else 0)
+    assert c["reached"] and getattr(index, c["knob"]) == c["value"] and index.ntotal == N
+    path = index.save(tmp_path / "idx")
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["calibration"] == c and manifest[c["knob"]] == c["value"] and manifest["calibrate_on_add"]
+    loaded = Index.load(path)
+    assert loaded.calibration_ == c and getattr(loaded, c["knob"]) == c["value"] and loaded.calibrate_on_add
+    faiss_knob = loaded.index_.nprobe if kind == "ivf" else loaded.index_.hnsw.efSearch
+    assert faiss_knob == c["value"]  # FAISS searches with it when search is not told otherwise
+    for a, b in zip(index.search(X, 7), loaded.search(X, 7)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("metric", ["l2", "hamming"])
+def test_hnsw_holding_back_calibration_queries_keeps_the_order_of_the_rows(metric, feats):
+    X = data_for(metric, feats)
+    index = Index(metric, kind="hnsw").add(X[:40]).add(X[40:])  # both adds calibrate on held-back rows
+    assert index.calibration_["queries"] == "held back" and index.calibration_["ntotal"] == 40 + 24 - 2
+    stored = np.packbits(X, axis=1) if metric == "hamming" else X
+    np.testing.assert_array_equal(index.index_.reconstruct_n(0, N), stored)  # row i at position i
+    D, I = index.search(X, 1)
+    np.testing.assert_array_equal(I[:, 0], np.arange(N))  # every stored vector finds itself, by its id
+    assert (D[:, 0] == 0).all()
+
+
+def test_manifest_without_calibration_loads_with_its_knobs(feats, tmp_path):
+    X = feats["float"]
+    path = Index("l2", kind="ivf", nlist=4, nprobe=3).train(X).add(X).save(tmp_path / "idx")
+    m = json.loads((path / "manifest.json").read_text())
+    assert m["calibration"] is None and not m["calibrate_on_add"]  # a fixed nprobe is not calibrated
+    for key in ("calibration", "calibrate_on_add", "target_recall"):  # as an older version wrote it
+        del m[key]
+    (path / "manifest.json").write_text(json.dumps(m))
+    loaded = Index.load(path)
+    assert loaded.nprobe == loaded.index_.nprobe == 3 and loaded.calibration_ is None
+    loaded.add(X[:5] + 1.0)  # and adding does not calibrate
+    assert loaded.calibration_ is None and loaded.ntotal == N + 5
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_batched_exact_search_matches_one_query_at_a_time(metric, feats):
+    X = feats["float"]
+    index = Index(metric).add(X)
+    before = faiss.cvar.distance_compute_blas_threshold
+    D, I = index.search(X, 10)  # 64 queries: matrix products (BLAS)
+    assert faiss.cvar.distance_compute_blas_threshold == before  # restored
+    with blas_batches(index.d):  # FAISS compares queries x dimension with the threshold
+        assert faiss.cvar.distance_compute_blas_threshold <= BLAS_MIN_QUERIES * index.d < N * index.d
+    singles = [index.search(X[i:i + 1], 10) for i in range(N)]  # one query: FAISS' scan, no BLAS
+    np.testing.assert_allclose(D, np.concatenate([d for d, _ in singles]), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(I, np.concatenate([i for _, i in singles]))
+    if metric == "l2":  # distances computed directly, so a stored vector is exactly 0 from itself
+        assert (D[:, 0] == 0).all() and (I[:, 0] == np.arange(N)).all()
 
 
 def saved(feats, tmp_path) -> Path:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cbmir_tf.search import index as index_module
+from cbmir_tf.search import scale
 from cbmir_tf.search.index import Index, default_nlist
 from cbmir_tf.search.scale import NumpyIndex, memory_bandwidth, real_features, recall_at_k, replicate, run_scale_benchmark
 
@@ -30,21 +32,80 @@ def test_real_features_are_hog_floats_and_packed_radon_barcodes(real):
     assert len(database["float"]) == len(database["binary"]) == 5856 and len(queries["float"]) == 780
 
 
+def _recall(index, Q, exact, metric, **search) -> float:
+    D, I = index.search(Q, K, **search)
+    return recall_at_k(I, exact[1], *((D, exact[0]) if metric == "hamming" else ()))
+
+
 @pytest.mark.parametrize("kind", ["float", "binary"])
 @pytest.mark.parametrize("method", ["ivf", "hnsw"])
-def test_approximate_indexes_reach_recall_095_at_the_defaults_on_real_features(real, kind, method):
+def test_calibrated_indexes_reach_recall_095_on_new_real_queries(real, kind, method):
     database, queries = real
     X, Q, metric = database[kind], queries[kind], _metric(database[kind])
-    D_exact, I_exact = Index(metric).add(X).search(Q, K)
-    index = Index(metric, kind=method).train(X).add(X)  # every setting at its default
-    assert (index.nprobe, index.ef_search) == (16, 64)
+    exact = Index(metric).add(X).search(Q, K)
+    index = Index(metric, kind=method).train(X).add(X)  # add calibrates
+    c = index.calibration_
+    if method == "ivf":  # on 1,000 stored vectors, each left out of its own answer
+        assert (c["knob"], c["queries"], c["n_queries"], c["ntotal"]) == ("nprobe", "stored", 1000, len(X))
+    else:  # on a tenth of X, added only afterwards
+        assert (c["knob"], c["queries"], c["n_queries"], c["ntotal"]) == ("ef_search", "held back", 585, 5271)
+    assert c["value"] == getattr(index, c["knob"]) and index.ntotal == len(X)
+    assert c["reached"] and c["recall"] - 1.6 * c["recall_se"] >= 0.95
     assert method == "hnsw" or index.nlist == default_nlist(len(X)) == 77  # about sqrt(5856)
-    D, I = index.search(Q, K)
-    ties = (D, D_exact) if metric == "hamming" else ()
-    assert recall_at_k(I, I_exact, *ties) >= 0.95
+    assert _recall(index, Q, exact, metric) >= 0.95  # the 780 test images: none of them is stored
     if method == "ivf":  # one cell is not enough here, so the recall above is not trivially exact
-        D1, I1 = index.search(Q, K, nprobe=1)
-        assert recall_at_k(I1, I_exact, *((D1, D_exact) if ties else ())) < 0.95
+        assert c["value"] > 1 and _recall(index, Q, exact, metric, nprobe=1) < 0.95
+
+
+def test_calibration_on_its_own_vectors_is_fooled_by_near_copies_and_held_out_queries_are_not(real):
+    """Grown by replicas, the archive holds 10 near-copies of every real vector: the neighbours of
+    one are its copies, which the same IVF cell holds, so new images fare worse."""
+    database, queries = real
+    X, Q = replicate(database["float"], 10 * len(database["float"])), queries["float"]
+    tune, test = Q[::2], Q[1::2]  # held-out real images: calibrate on half, measure on the other
+    exact = Index("l2").add(X).search(test, K)
+    index = Index("l2", kind="ivf").train(X[::5]).add(X)  # 48 training vectors a cell
+    stored = index.calibration_
+    assert stored["reached"] and _recall(index, test, exact, "l2") < 0.95
+    held = index.calibrate(queries=tune).calibration_
+    assert held["queries"] == "given" and held["n_queries"] == len(tune) and held["value"] > stored["value"]
+    assert _recall(index, test, exact, "l2") >= 0.95
+
+
+@pytest.mark.parametrize("method", ["ivf", "hnsw"])
+def test_calibration_is_deterministic(real, method):
+    X = real[0]["binary"]
+    with scale._threads(1):  # a multi-threaded HNSW build may link the graph differently
+        a, b = (Index("hamming", kind=method).train(X).add(X) for _ in range(2))
+    same = ("knob", "value", "recall", "recall_se", "n_queries", "seed")
+    assert [a.calibration_[key] for key in same] == [b.calibration_[key] for key in same]
+    first = dict(a.calibrate(n_queries=300, seed=1).calibration_)  # stored vectors, leave-one-out
+    again = a.calibrate(n_queries=300, seed=1).calibration_
+    assert [again[key] for key in same] == [first[key] for key in same] and first["n_queries"] == 300
+
+
+def test_calibration_keeps_the_top_rung_and_says_so_when_the_target_is_out_of_reach(real, monkeypatch):
+    X = real[0]["float"]
+    monkeypatch.setattr(index_module, "MAX_EF_SEARCH", 12)  # the ladder: ef_search 10, then 12
+    index = Index("l2", kind="hnsw", target_recall=1.0).add(X)
+    c = index.calibration_
+    assert (c["value"], index.ef_search, c["reached"]) == (12, 12, False) and c["recall"] < 1.0
+
+
+def test_calibrate_rejects_what_it_cannot_do(real):
+    X = real[0]["float"][:500]
+    with pytest.raises(ValueError, match="flat index is exact"):
+        Index("l2").add(X).calibrate()
+    with pytest.raises(ValueError, match="empty"):
+        Index("l2", kind="hnsw").calibrate()
+    with pytest.raises(ValueError, match="target_recall must be in"):
+        Index("l2", kind="hnsw", target_recall=1.5)
+    index = Index("l2", kind="hnsw", ef_search=40).add(X)  # a fixed knob is not calibrated
+    assert index.calibration_ is None and index.ef_search == 40
+    with pytest.raises(ValueError, match="confidence"):
+        index.calibrate(confidence=1.0)
+    with pytest.raises(ValueError, match="dimension 324"):
+        index.calibrate(queries=X[:, :10])
 
 
 def test_replicate_keeps_the_real_rows_and_adds_small_float_noise(real):
@@ -105,10 +166,19 @@ def test_memory_bandwidth_is_a_plausible_positive_rate():
 def test_run_scale_benchmark_returns_one_tidy_row_per_index_and_setting(real):
     database, queries = real
     small = {kind: v[:300] for kind, v in database.items()}
+    held_out = {kind: v[20:120] for kind, v in queries.items()}
     table = run_scale_benchmark(small, {kind: v[:20] for kind, v in queries.items()}, [300, 900],
-                                n_timing=3, sweep=False, threads=1, bandwidth=1e10, log=None)
-    assert len(table) == 2 * 2 * 4  # descriptors x sizes x methods
-    assert set(table["method"]) == {"numpy", "flat", "ivf", "hnsw"} and table["default"].all()
+                                n_timing=3, sweep=False, threads=1, bandwidth=1e10, calibration=held_out,
+                                log=None)
+    defaults = table[table["default"]]
+    assert len(defaults) == 2 * 2 * 4  # descriptors x sizes x methods
+    assert set(table["method"]) == {"numpy", "flat", "ivf", "hnsw"}
+    # besides its default, an approximate index is measured at its stored-vector calibration only
+    others = table[~table["default"]]
+    assert others["method"].isin(["ivf", "hnsw"]).all() and others["stored"].all()
+    approx = defaults[defaults["method"].isin(["ivf", "hnsw"])]
+    assert (approx["value"] == approx["heldout_value"]).all() and (approx["heldout_recall"] >= 0.95).all()
+    assert (approx["stored_recall"] >= 0.95).all() and approx["heldout_value"].notna().all()
     exact = table[table["method"].isin(["numpy", "flat"])]
     assert (exact["recall"] == 1.0).all()
     assert (table.loc[table["n"] == 900, "n_real"] == 300).all()
