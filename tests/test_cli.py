@@ -152,3 +152,22 @@ def test_atomic_directory_keeps_old_content_on_failure(tmp_path):
     (tmp_path / "other" / "notes.txt").write_text("x")
     with pytest.raises(ValueError, match="refusing to overwrite"), atomic_directory(tmp_path / "other", "manifest.json"):
         pass
+
+
+@pytest.mark.parametrize("kind, knob", [("hnsw", "ef_search"), ("ivf", "nprobe")])
+def test_approximate_index_is_calibrated_and_stored(dicom_dir, tmp_path, capsys, kind, knob):
+    index = tmp_path / f"{kind}_index"
+    status, out, err = run(capsys, "index", dicom_dir, "--out", index, "--index-kind", kind, "--quiet")
+    assert status == 0, err
+    assert f"{kind}: {knob} " in out and "recall@10" in out
+    archive = Archive.load(index)
+    assert archive.index.kind == kind
+    calibration = archive.index.calibration_
+    assert calibration["knob"] == knob and calibration["recall"] >= 0.95
+    assert getattr(archive.index, knob) == calibration["value"]
+    status, out, err = run(capsys, "query", dicom_dir / "MR_small.dcm", "--index", index, "-k", "3",
+                           "--sheet", tmp_path / "sheet.png")
+    assert status == 0, err
+    assert out.splitlines()[1].split()[1:3] == ["0", "MR_small.dcm"]
+    status, out, err = run(capsys, "evaluate", "--index", index, "--labels", "dicom", "-k", "3")
+    assert status == 0 and "mP@1" in out, err

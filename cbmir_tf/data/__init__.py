@@ -1,17 +1,31 @@
-"""Data in: every loader returns one :class:`ImageDataset` form (grey uint8 images, labels, codes, split)."""
+"""Data in: every loader returns one :class:`ImageDataset` form (grey uint8 images, labels, codes, split).
 
-from cbmir_tf.data.balance import balance_classes
-from cbmir_tf.data.benchmark import REGISTRY, load_benchmark, load_member, prepare
-from cbmir_tf.data.dataset import ImageDataset, concatenate, stratified_split, validation_split
-from cbmir_tf.data.dicom import load_dicom_folder, read_dicom, read_hu
-from cbmir_tf.data.folders import load_class_folders
-from cbmir_tf.data.io import read_image
-from cbmir_tf.data.irma_images import load_irma_2007, load_irma_2009
-from cbmir_tf.data.medmnist import load_medmnist
-from cbmir_tf.data.mednist import load_mednist
+The names below are imported from their modules on first use (PEP 562), so that reading one
+image file (``cbmir query``) does not import pandas and every loader.
+"""
 
-__all__ = [
-    "REGISTRY", "ImageDataset", "balance_classes", "concatenate", "load_benchmark", "load_class_folders",
-    "load_dicom_folder", "load_irma_2007", "load_irma_2009", "load_medmnist", "load_mednist", "load_member",
-    "prepare", "read_dicom", "read_hu", "read_image", "stratified_split", "validation_split",
-]
+import importlib
+
+_HOMES = {
+    "REGISTRY": "benchmark", "load_benchmark": "benchmark", "load_member": "benchmark", "prepare": "benchmark",
+    "balance_classes": "balance",
+    "ImageDataset": "dataset", "concatenate": "dataset", "stratified_split": "dataset",
+    "validation_split": "dataset",
+    "load_dicom_folder": "dicom", "read_dicom": "dicom", "read_hu": "dicom",
+    "load_class_folders": "folders",
+    "read_image": "io",
+    "load_irma_2007": "irma_images", "load_irma_2009": "irma_images",
+    "load_medmnist": "medmnist",
+    "load_mednist": "mednist",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])
