@@ -56,6 +56,7 @@ def create_app(index: str | Path, *, method: str | None = None, max_upload_mb: f
         FileNotFoundError, ValueError: as `cbmir_tf.archive.Archive.load`.
     """
     archive = Archive.load(index, method=method)
+    import cbmir_tf.search.roi  # noqa: F401 - scikit-image now, not during the first ROI query
     limit = int(max_upload_mb * (1 << 20))
     lock = threading.Lock()  # one search at a time: Keras models and FAISS indexes are shared state
     app = FastAPI(title="cbmir", docs_url="/api/docs", redoc_url=None,
