@@ -26,6 +26,7 @@ KEPT = {
     "code_bits", "dropout", "barcode_size", "n_angles", "weight_decay", "augmentation", "optimizer", "min_pool",
     "n_words", "root", "points_per_word", "model", "pooling", "cell_size", "block_size", "block_stride",
     "n_bins", "time_budget_s", "baselines", "network", "levels", "max_per_class_ablations",
+    "target_recall",  # the scale chapter's calibration target
 }
 
 

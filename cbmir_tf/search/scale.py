@@ -29,7 +29,8 @@ from threadpoolctl import threadpool_limits
 from cbmir_tf.evaluation import time_per_query
 from cbmir_tf.features.hog import HOGDescriptor
 from cbmir_tf.features.radon_barcode import RadonBarcode, pack_codes
-from cbmir_tf.search.index import TARGET_RECALL, Index, default_nlist, recall_at_k
+from cbmir_tf.search.index import TARGET_RECALL, Index, default_nlist, recall_per_query
+from cbmir_tf.search.index import recall_at_k  # noqa: F401 - re-exported, as before it moved to index
 
 #: HOG at 128 px: 3 x 3 overlapping blocks of 2 x 2 cells of 32 px, 9 bins: 324-d float32 (1.3 GB at 1M).
 FLOAT_DESCRIPTOR = {"cell_size": 32, "block_size": 64, "block_stride": 32, "n_bins": 9, "image_size": 128}
@@ -277,7 +278,8 @@ def run_scale_benchmark(database: dict[str, np.ndarray], queries: dict[str, np.n
         value), ``stored`` (the value calibrated on stored vectors), ``build_s`` (with the first
         calibration), ``index_bytes``, ``bound_ms`` (index bytes / bandwidth), ``median_ms``,
         ``p95_ms`` (one query at a time), ``batch_ms`` (per query, all queries at once), ``recall``
-        (recall@k of ``queries`` against FAISS flat search), ``threads``, ``bandwidth_gbs``, and
+        (recall@k of ``queries`` against FAISS flat search), ``recall_se`` (its standard error over
+        the queries), ``threads``, ``bandwidth_gbs``, and
         for IVF and HNSW each calibration's ``{stored,heldout}_{value,recall,s}`` (the value, the
         recall it measured on its own queries, its seconds).
     """
@@ -295,6 +297,11 @@ def run_scale_benchmark(database: dict[str, np.ndarray], queries: dict[str, np.n
             for row in _benchmark_size(kind, real, queries[kind], (calibration or {}).get(kind), n,
                                        **settings)]
     return pd.DataFrame(rows)
+
+
+def _standard_error(values: np.ndarray) -> float:
+    """Standard error of the mean of ``values`` (0 for a single value)."""
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
 def _calibrations(index: Index, held_out: np.ndarray | None, seed: int) -> dict:
@@ -332,12 +339,14 @@ def _benchmark_size(kind: str, real: np.ndarray, queries: np.ndarray, held_out: 
             if method not in methods:
                 continue
             ties = (D, truth[0]) if metric == "hamming" else ()  # integer distances: ties are hits
+            per_query = recall_per_query(I, truth[1], *ties)
             rows.append({"descriptor": kind, "metric": metric, "dim": X.shape[1] * (8 if ties else 1), "n": n,
                          "n_real": min(n, len(real)), "method": method, "build": built, "knob": knob,
                          "value": value, "default": value == default,
                          "stored": bool(knob) and value == calibrated["stored_value"], "build_s": build_s,
                          "index_bytes": size, "bound_ms": 1000 * size / bandwidth, **stats,
-                         "recall": recall_at_k(I, truth[1], *ties), "threads": threads,
+                         "recall": float(per_query.mean()), "recall_se": _standard_error(per_query),
+                         "threads": threads,
                          "bandwidth_gbs": bandwidth / 1e9, **calibrated})
             if log:
                 log(f"{kind:6s} n={n:>9,} {method:5s} {f'{knob}={value}' if knob else '':14s} build "
