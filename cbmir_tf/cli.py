@@ -168,10 +168,8 @@ def _read_query(path: str, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def cmd_query(args) -> int:
     from cbmir_tf.archive import Archive
-    from cbmir_tf.data.io import atomic_write
+    from cbmir_tf.data.io import atomic_write, check_output
     from cbmir_tf.queries import contact_sheet, find_similar, roi_on_standard_image
-
-    from cbmir_tf.data.io import check_output
 
     sheet = check_output(args.sheet or f"{Path(args.image).stem}_hits.png")
     archive = Archive.load(args.index, method=args.method)
