@@ -114,10 +114,7 @@ warnings.simplefilter("ignore", UserWarning)  # patient-leakage warning: see the
 benchmark = load_benchmark(data_dir, max_per_class=settings["max_per_class"], seed=seed, profile=profile,
                            dry_run=dry_run)
 archive, tests = benchmark.take_split("train"), benchmark.take_split("test")
-rng = np.random.default_rng(seed)
-picks = np.sort(rng.choice(len(tests), min(settings["n_queries"], len(tests)), replace=False))
-others = np.setdiff1d(np.arange(len(tests)), picks)  # test images that are never queries
-tune = np.sort(rng.choice(others, min(settings["n_calibration"], len(others)), replace=False))
+picks, tune = scale.split_test_images(len(tests), settings["n_queries"], settings["n_calibration"], seed)
 database, queries = scale.real_features(archive.images), scale.real_features(tests.images[picks])
 calibration = scale.real_features(tests.images[tune])
 sizes = sorted({len(archive), *settings["sizes"]})

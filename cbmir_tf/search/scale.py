@@ -56,6 +56,23 @@ def real_features(images: np.ndarray) -> dict[str, np.ndarray]:
     return {"float": hog.transform(images), "binary": pack_codes(rbc.transform(images))}
 
 
+def split_test_images(n_tests: int, n_queries: int, n_calibration: int, seed: int = 0
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Draw disjoint, sorted row numbers of the test split: the queries, and the images that calibrate.
+
+    When the split is too small for both, the calibration images get at most half of it and the
+    queries the rest, so that neither is ever empty (a split of one image has no calibration images).
+
+    Returns:
+        ``(queries, calibration)``, two sorted integer arrays with no row in common.
+    """
+    rng = np.random.default_rng(seed)
+    n_calibration = min(n_calibration, n_tests // 2)
+    queries = np.sort(rng.choice(n_tests, min(n_queries, n_tests - n_calibration), replace=False))
+    others = np.setdiff1d(np.arange(n_tests), queries)
+    return queries, np.sort(rng.choice(others, n_calibration, replace=False))
+
+
 def replicate(X: np.ndarray, n: int, *, noise: float = 0.1, flip: float = 0.01, n_bits: int | None = None,
               seed: int = 0, chunk_rows: int = 65536) -> np.ndarray:
     """Grow real vectors ``X`` to ``n`` rows: the real rows first, then perturbed copies.

@@ -195,3 +195,20 @@ def test_errors_name_the_problem():
         NumpyIndex("cosine")
     with pytest.raises(ValueError, match="methods"):
         run_scale_benchmark({}, {}, [10], methods=["lsh"], bandwidth=1.0)
+
+
+@pytest.mark.parametrize("n_tests, n_queries, n_calibration, expected", [
+    (2337, 1000, 1000, (1000, 1000)),  # the cpu profile's split: both as asked
+    (80, 100, 300, (40, 40)),  # the MedMNIST fallback under smoke: half and half
+    (539, 100, 300, (100, 269)),
+    (1, 10, 10, (1, 0)),
+])
+def test_split_test_images_keeps_queries_and_calibration_apart_and_never_empty(n_tests, n_queries,
+                                                                               n_calibration, expected):
+    queries, calibration = scale.split_test_images(n_tests, n_queries, n_calibration, seed=0)
+    assert (len(queries), len(calibration)) == expected
+    assert not np.intersect1d(queries, calibration).size
+    assert np.all(np.diff(queries) > 0) and np.all(np.diff(calibration) > 0)
+    assert queries.max() < n_tests and (calibration.size == 0 or calibration.max() < n_tests)
+    again = scale.split_test_images(n_tests, n_queries, n_calibration, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip((queries, calibration), again))
