@@ -127,10 +127,7 @@ class Archive:
 
     def search_archive(self, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Leave-one-out: every archive image queries the others, from the stored vectors."""
-        index = self.index
-        if index.kind == "ivf":  # IVF lists keep no row order: reconstructing rows needs the direct map
-            index.index_.make_direct_map()
-        vectors, own = index.index_.reconstruct_n(0, index.ntotal), np.arange(len(self))
+        vectors, own = self.index.stored_vectors(), np.arange(len(self))
         if isinstance(self.method, Reranked):
             k = min(k, self.method.k_prep, len(self) - 1)
             return self.method.search_described({"first": vectors, "second": self.method.second.vectors_}, k,
@@ -323,12 +320,14 @@ def build_archive(folder: str | os.PathLike, method: str = "hog", *, image_size:
     (``workers=1``), in ``workers`` processes, or as tasks of a Dask ``cluster`` (a scheduler address
     ``tcp://HOST:PORT``, ``"local:N"`` or a `distributed.Client`); see `cbmir_tf.distributed`. The
     result is the same, byte for byte once saved, whatever ran the chunks. ``index_kind`` is the FAISS
-    index of the (first) descriptor: ``"flat"`` (exact) or ``"ivf"`` / ``"hnsw"`` (approximate,
-    calibrated on the archive's own vectors to recall@10 >= 0.95). ``method_options`` go to
+    index of the (first) descriptor: ``"flat"`` (exact), ``"ivf"`` / ``"hnsw"`` (approximate,
+    calibrated on the archive's own vectors to recall@10 >= 0.95) or ``"ivfpq"`` (compressed
+    product-quantisation codes, for float descriptors). ``method_options`` go to
     `cbmir_tf.methods.make_method` (e.g. ``n_words`` for ``"bovw"``).
 
     Raises:
-        FileNotFoundError: ``folder`` is missing. ValueError: no file in it could be read.
+        FileNotFoundError: ``folder`` is missing. ValueError: no file in it could be read, or
+        ``index_kind="ivfpq"`` for a method that compares by L1 or Hamming distance.
         cbmir_tf.distributed.IndexingError: a worker process or cluster task failed for good (or the
         scheduler could not be reached).
     """
@@ -339,6 +338,10 @@ def build_archive(folder: str | os.PathLike, method: str = "hog", *, image_size:
     chunks = chunked(paths, chunk_size or CHUNK_SIZE)
     retrieval = make_method(method, **method_options)
     parts = _parts(retrieval)
+    metric = parts["primary"].metric
+    if index_kind == "ivfpq" and metric not in ("l2", "cosine"):  # refused before any image is read
+        raise ValueError(f"index kind 'ivfpq' codes vectors compared by L2 or cosine distance (methods cnn, "
+                         f"cnn+hog, bovw); {method} compares by {metric}. Use ivf or hnsw for it.")
     with open_runner(workers, cluster) as runner:
         read = None
         if any(part.descriptor.learns_from_images for part in parts.values()):

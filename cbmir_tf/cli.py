@@ -147,8 +147,9 @@ def cmd_index(args) -> int:
           f"bytes/image) -> {_shown(args.out)}")
     calibration = archive.index.calibration_
     if calibration:
+        reference = "a scan of all its cells" if args.index_kind == "ivfpq" else "exact search"
         print(f"{args.index_kind}: {calibration['knob']} {calibration['value']} gives recall@{calibration['k']} "
-              f"{calibration['recall']:.3f} against exact search on {calibration['n_queries']:,} of the archive's "
+              f"{calibration['recall']:.3f} against {reference} on {calibration['n_queries']:,} of the archive's "
               f"vectors (target {calibration['target_recall']})")
     if archive.skipped:
         _print_skipped(archive.skipped)
@@ -306,9 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--image-size", type=bounded_int("--image-size", MIN_IMAGE_SIZE, MAX_IMAGE_SIZE), default=256,
                        help=f"images are padded square and resized to this ({MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE})")
     index.add_argument("--batch-size", type=bounded_int("--batch-size", 1), default=64)
-    index.add_argument("--index-kind", choices=("flat", "ivf", "hnsw"), default="flat",
+    index.add_argument("--index-kind", choices=("flat", "ivf", "hnsw", "ivfpq"), default="flat",
                        help="flat: exact search (the default); ivf, hnsw: approximate, for large archives, "
-                            "calibrated on the archive's own vectors to recall@10 >= 0.95 against exact search")
+                            "calibrated on the archive's own vectors to recall@10 >= 0.95 against exact search; "
+                            "ivfpq: compressed codes (float descriptors), for archives whose vectors do not "
+                            "fit in memory")
     index.add_argument("--words", type=bounded_int("--words", 2), default=1000,
                        help="bovw only: vocabulary size (n_words)")
     engine = index.add_mutually_exclusive_group()

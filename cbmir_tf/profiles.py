@@ -121,6 +121,12 @@ PAPER: dict[str, dict[str, dict]] = {
         # target_recall: what they are calibrated for, a margin above the 0.95 the queries must reach
         "scale": {"max_per_class": None, "sizes": (10_000, 30_000, 100_000, 300_000, 1_000_000),
                   "n_queries": 1000, "n_timing": 300, "n_calibration": 1000, "target_recall": 0.96},
+        # the chapter after it: pq_sizes are the archive sizes of the compressed (IVF-PQ) indexes,
+        # streamed, with pq_ms bytes of code per HOG vector (324 floats); throughput_images: the
+        # images each of throughput_methods describes, then three times as many, for its rate per core
+        "compressed": {"max_per_class": None, "n_queries": 1000, "n_timing": 300, "n_calibration": 1000,
+                       "target_recall": 0.96, "pq_sizes": (1_000_000, 10_000_000), "pq_ms": (36, 81),
+                       "throughput_images": 200, "throughput_methods": ("hog", "rbc", "cnn")},
     },
 }
 
@@ -172,6 +178,7 @@ CPU: dict[str, dict[str, dict]] = {
                         "ablation": {"max_per_class": 40, "time_budget_s": 25}},
         "side_by_side": {"n_timing_queries": 50},
         "scale": {"sizes": (30_000, 100_000, 300_000, 1_000_000), "n_queries": 1000, "n_timing": 100},
+        "compressed": {"n_timing": 100, "pq_ms": (36,)},  # one code size up to 10M vectors
     },
 }
 
@@ -212,6 +219,9 @@ SMOKE: dict[str, dict[str, dict]] = {
         "side_by_side": {"n_timing_queries": 5},
         "scale": {"max_per_class": 20, "sizes": (10_000, 50_000), "n_queries": 100, "n_timing": 30,
                   "n_calibration": 300},
+        "compressed": {"max_per_class": 20, "n_queries": 100, "n_timing": 30, "n_calibration": 300,
+                       "pq_sizes": (20_000,), "pq_ms": (36,), "throughput_images": 20,
+                       "throughput_methods": ("hog", "rbc")},
     },
 }
 
@@ -271,7 +281,8 @@ DRY_RUN_CAPS: dict[str, int] = {
     "unet_windows": 1,
     # timing and example counts
     "n_timing_queries": 2, "n_timing": 2, "n_queries": 5, "n_example_queries": 2, "n_roi_examples": 2,
-    "n_calibration": 20,  # the scale chapter's held-out calibration images
+    "n_calibration": 20,  # the scale chapters' held-out calibration images
+    "throughput_images": 10,
     "examples_per_class": 2,
     # k-means of the visual vocabularies: a few iterations, one restart. The vocabulary sizes stay
     # the paper's (up to 4000 words): the capped archives still hold more SIFT descriptors than that
@@ -285,10 +296,11 @@ DRY_RUN_CAPS: dict[str, int] = {
 #: candidates to re-rank (up to 100; the capped validation archive holds fewer images).
 DRY_RUN_PREFIX: dict[str, int] = {"ablation_configs": 1, "combined_configs": 1, "ablation_levels": 1,
                                   "k_preps": 2}
-#: Settings a dry run replaces: the archive sizes of the scale chapter, and ``run_eagerly`` (building
+#: Settings a dry run replaces: the archive sizes of the scale chapter (and one size of the compressed
+#: indexes, large enough for their codebooks' 9,984 training vectors), and ``run_eagerly`` (building
 #: the graph of a ResNet's training step costs more on a CPU than the few steps it would speed up;
 #: the ``cpu`` profile trains the same networks in graph mode).
-DRY_RUN_VALUES: dict[str, object] = {"sizes": (1_000, 2_000), "run_eagerly": True}
+DRY_RUN_VALUES: dict[str, object] = {"sizes": (1_000, 2_000), "pq_sizes": (20_000,), "run_eagerly": True}
 
 
 def dry_run_per_class(settings: dict) -> int:

@@ -154,6 +154,15 @@ def test_atomic_directory_keeps_old_content_on_failure(tmp_path):
         pass
 
 
+@pytest.mark.parametrize("method, metric", [("hog", "l1"), ("rbc", "hamming")])
+def test_compressed_index_is_refused_for_a_method_it_cannot_code_before_reading(dicom_dir, tmp_path, capsys,
+                                                                               method, metric):
+    status, out, err = run(capsys, "index", dicom_dir, "--out", tmp_path / "pq", "--method", method,
+                           "--index-kind", "ivfpq", "--quiet")
+    assert status == 1 and f"{method} compares by {metric}. Use ivf or hnsw" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "pq").exists()
+
+
 @pytest.mark.parametrize("kind, knob", [("hnsw", "ef_search"), ("ivf", "nprobe")])
 def test_approximate_index_is_calibrated_and_stored(dicom_dir, tmp_path, capsys, kind, knob):
     index = tmp_path / f"{kind}_index"

@@ -27,6 +27,7 @@ KEPT = {
     "n_words", "root", "points_per_word", "model", "pooling", "cell_size", "block_size", "block_stride",
     "n_bins", "time_budget_s", "baselines", "network", "levels", "max_per_class_ablations",
     "target_recall",  # the scale chapter's calibration target
+    "pq_ms", "throughput_methods",  # its compressed indexes' code sizes, the methods whose rate it measures
 }
 
 

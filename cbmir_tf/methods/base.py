@@ -89,15 +89,16 @@ class VectorSearchMixin:
     an exact FAISS index under ``self.metric``."""
 
     metric: str = "l2"
-    #: The FAISS index kind ``add_described`` builds: ``"flat"`` (exact), or ``"ivf"`` / ``"hnsw"``
-    #: (approximate, calibrated to recall@10 >= 0.95 against exact search; `cbmir_tf.search.index.Index`).
+    #: The FAISS index kind ``add_described`` builds: ``"flat"`` (exact), ``"ivf"`` / ``"hnsw"``
+    #: (approximate, calibrated to recall@10 >= 0.95 against exact search) or ``"ivfpq"`` (compressed
+    #: codes; `cbmir_tf.search.index.Index`).
     index_kind: str = "flat"
 
     def add_described(self, vectors):
         self.vectors_ = np.asarray(vectors)
         descriptor = getattr(self, "descriptor", None)  # a DescriptorMethod's index names its descriptor
         index = Index(self.metric, kind=self.index_kind, descriptor=descriptor.name if descriptor else self.key)
-        if self.index_kind == "ivf":
+        if self.index_kind in ("ivf", "ivfpq"):
             index.train(self.vectors_)
         self.index_ = index.add(self.vectors_)
         return self
@@ -109,6 +110,8 @@ class VectorSearchMixin:
     def bytes_per_image(self) -> float:
         if self.metric == "hamming":  # bits, stored packed 8 to a byte
             return self.index_.d / 8
+        if self.index_.kind == "ivfpq":  # one byte of code per sub-vector
+            return float(self.index_.pq_m)
         return self.vectors_.nbytes / len(self.vectors_)
 
 

@@ -7,6 +7,10 @@ true distances, smallest first: Euclidean (not squared) for ``"l2"``, city-block
 ``save``/``load`` store the FAISS file beside ``ids.npy`` and a ``manifest.json`` that
 records the descriptor, its parameters and sha256 checksums, and refuse a mismatched query.
 
+A compressed kind, ``"ivfpq"`` (optionally with an OPQ rotation), keeps a few bytes of product-
+quantisation code per vector instead of the vector, for archives whose float vectors do not fit in
+memory; its distances are those of the decoded vectors, so even a scan of every cell is approximate.
+
 The approximate kinds calibrate their search knob (``nprobe`` for IVF, ``ef_search`` for HNSW)
 when vectors are added (:meth:`Index.calibrate`, on a sample of their own vectors or on held-out
 queries): the smallest value whose recall@10 against exact search reaches a target (0.95 by
@@ -24,6 +28,7 @@ import json
 import os
 import statistics
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,7 +41,8 @@ import cbmir_tf
 from cbmir_tf.data.io import atomic_directory, sha256sum
 
 METRICS = ("l2", "l1", "cosine", "hamming")
-KINDS = ("flat", "hnsw", "ivf")
+KINDS = ("flat", "hnsw", "ivf", "ivfpq")
+_IVF_KINDS = ("ivf", "ivfpq")  # kinds searched through inverted lists, with nprobe
 FORMAT_VERSION = 1
 _INDEX_FILE, _IDS_FILE, _MANIFEST = "index.faiss", "ids.npy", "manifest.json"
 _FAISS_METRIC = {"l2": faiss.METRIC_L2, "l1": faiss.METRIC_L1, "cosine": faiss.METRIC_INNER_PRODUCT}
@@ -55,12 +61,26 @@ MAX_EF_SEARCH = 4096
 #: 4 queries and is 13 times faster per query at 200 (1M x 324 floats, one core).
 BLAS_MIN_QUERIES = 8
 MIN_TRAIN_PER_CELL = 39  # FAISS' k-means wants at least 39 training vectors a cell
+PQ_CENTROIDS = 256  # codes of one byte per sub-vector: 256 centroids each, trained by k-means
+OPQ_ITERATIONS = 50  # alternations of rotation and codebooks when OPQ is trained (FAISS' default)
 _CHUNK_ROWS = 65536  # stored vectors per block of calibration's exact search
 
 
 def default_nlist(n_train: int) -> int:
     """IVF cells for ``n_train`` training vectors: about sqrt(n), at least 1 and at most n / 39."""
     return int(max(1, min(round(np.sqrt(n_train)), n_train // MIN_TRAIN_PER_CELL)))
+
+
+def default_pq_m(d: int) -> int:
+    """Sub-vectors (code bytes) of a product quantiser for dimension ``d``: the divisor of ``d``
+    nearest to ``d / 8`` (the larger on a tie), so each byte encodes about 8 dimensions.
+
+    Example:
+        >>> default_pq_m(324), default_pq_m(512)  # HOG at 128 px, a 512-d CNN embedding
+        (36, 64)
+    """
+    divisors = [m for m in range(1, d + 1) if d % m == 0]
+    return min(divisors, key=lambda m: (abs(m - d / 8), -m))
 
 
 def _as_vectors(X, metric: str, d: int | None = None, name: str = "X") -> np.ndarray:
@@ -180,12 +200,19 @@ class Index:
 
     Args:
         metric: ``"l2"``, ``"l1"``, ``"cosine"`` or ``"hamming"`` (binary codes). Defaults to ``"l2"``.
-        kind: ``"flat"`` (exact, the default), ``"hnsw"`` or ``"ivf"`` (approximate; IVF needs ``train``).
+        kind: ``"flat"`` (exact, the default), ``"hnsw"`` or ``"ivf"`` (approximate; IVF needs
+            ``train``), or ``"ivfpq"``: IVF cells holding product-quantisation codes (compressed;
+            needs ``train`` on at least 256 vectors; ``"l2"`` and ``"cosine"`` only).
         descriptor: Name of the descriptor that made the vectors, stored by ``save``.
         params: JSON-serialisable dict of the descriptor's parameters, stored by ``save``.
         nlist: Number of IVF cells; `None` picks `default_nlist` of the training set (about sqrt(n)).
             Defaults to `None`.
         hnsw_m: Neighbours per HNSW node. Defaults to 32.
+        pq_m: Bytes of code per vector of ``"ivfpq"``: the vector is cut into this many sub-vectors,
+            each coded by one byte. Must divide the dimension unless ``opq``. `None` picks
+            `default_pq_m` (about one byte per 8 dimensions). Defaults to `None`.
+        opq: Rotate the vectors by a learned OPQ matrix before ``"ivfpq"`` codes them, which
+            balances the sub-vectors' variance (FAISS' ``OPQMatrix``). Defaults to `False`.
         nprobe: IVF cells visited per query unless ``search`` says otherwise. `None` (the default)
             lets ``add`` calibrate it (see ``target_recall``); a number fixes it.
         ef_search: HNSW search breadth unless ``search`` says otherwise. `None` (the default) lets
@@ -198,6 +225,10 @@ class Index:
     ``ids_`` (int64 array of shape ``(ntotal,)``, the caller's id of each stored vector) and
     ``calibration_`` (what the last :meth:`calibrate` measured, or `None`).
 
+    An ``"ivfpq"`` index stores no vectors, only their codes: its recall is bounded by the
+    quantisation as well as by ``nprobe``, and :meth:`calibrate` sets ``nprobe`` against a scan of
+    all its cells (the best it can do), not against exact search of the original vectors.
+
     Example:
         >>> import numpy as np
         >>> X = np.eye(4, dtype="float32")
@@ -208,17 +239,24 @@ class Index:
 
     def __init__(self, metric: str = "l2", *, kind: str = "flat", descriptor: str = "unnamed",
                  params: dict | None = None, nlist: int | None = None, hnsw_m: int = 32,
+                 pq_m: int | None = None, opq: bool = False,
                  nprobe: int | None = None, ef_search: int | None = None,
                  target_recall: float | None = TARGET_RECALL):
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}. Received: metric={metric!r}")
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}. Received: kind={kind!r}")
+        if kind == "ivfpq" and metric not in ("l2", "cosine"):
+            raise ValueError(f"kind='ivfpq' codes float vectors for metric 'l2' or 'cosine'. Received: "
+                             f"metric={metric!r} (Hamming codes are already compact: use 'ivf' or 'hnsw')")
+        if pq_m is not None and int(pq_m) < 1:
+            raise ValueError(f"pq_m must be a positive integer. Received: pq_m={pq_m!r}")
         if target_recall is not None and not 0 < target_recall <= 1:
             raise ValueError(f"target_recall must be in (0, 1] or None. Received: {target_recall}")
         self.metric, self.kind, self.descriptor, self.params = metric, kind, descriptor, params
         self.nlist, self.hnsw_m, self.target_recall = nlist, hnsw_m, target_recall
-        fixed = {"ivf": nprobe, "hnsw": ef_search}.get(kind)
+        self.pq_m, self.opq = None if pq_m is None else int(pq_m), bool(opq)
+        fixed = {"ivf": nprobe, "ivfpq": nprobe, "hnsw": ef_search}.get(kind)
         self.calibrate_on_add = kind != "flat" and fixed is None and target_recall is not None
         self.nprobe = int(DEFAULT_NPROBE if nprobe is None else nprobe)
         self.ef_search = int(DEFAULT_EF_SEARCH if ef_search is None else ef_search)
@@ -247,8 +285,12 @@ class Index:
 
     def _build(self, d: int, n: int) -> None:
         """Create the empty FAISS index for dimension ``d`` (bits for hamming), first given ``n`` vectors."""
-        if self.kind == "ivf" and self.nlist is None:
+        if self.kind in _IVF_KINDS and self.nlist is None:
             self.nlist = default_nlist(n)
+        if self.kind == "ivfpq":
+            self.index_ = self._new_ivfpq(d)
+            self._apply_search_defaults()
+            return
         if self.metric == "hamming":
             flat, hnsw, ivf = faiss.IndexBinaryFlat, faiss.IndexBinaryHNSW, faiss.IndexBinaryIVF
             self._quantizer = flat(d)  # the IVF coarse quantizer; a Python reference keeps it alive
@@ -263,10 +305,30 @@ class Index:
         self.index_ = new[self.kind]()
         self._apply_search_defaults()
 
+    def _new_ivfpq(self, d: int):
+        """An empty IVF-PQ FAISS index (behind an OPQ rotation when ``opq``), 8-bit codes of ``pq_m`` bytes."""
+        m = self.pq_m = self.pq_m or default_pq_m(d)
+        if d % m and not self.opq:
+            raise ValueError(f"pq_m must divide the dimension {d} (or set opq=True). Received: pq_m={m}")
+        d_coded = d if d % m == 0 else m * -(-d // m)  # OPQ can rotate into a dimension that m divides
+        self._quantizer = faiss.IndexFlat(d_coded, _FAISS_METRIC[self.metric])
+        ivfpq = faiss.IndexIVFPQ(self._quantizer, d_coded, self.nlist, m, 8, _FAISS_METRIC[self.metric])
+        ivfpq.pq.cp.min_points_per_centroid = 1  # FAISS would warn once per sub-vector; train warns once
+        if not self.opq:
+            return ivfpq
+        self._ivfpq = ivfpq  # a Python reference keeps the wrapped index alive
+        rotation = faiss.OPQMatrix(d, m, d_coded)
+        rotation.niter = OPQ_ITERATIONS
+        return faiss.IndexPreTransform(rotation, ivfpq)
+
+    def _ivf(self):
+        """The FAISS IVF index of an ``"ivf"`` or ``"ivfpq"`` index (the one behind an OPQ rotation)."""
+        return self.index_ if self.kind == "ivf" else faiss.extract_index_ivf(self.index_)
+
     def _apply_search_defaults(self) -> None:
         """Give the FAISS index our ``nprobe`` / ``ef_search``, used when ``search`` is not told otherwise."""
-        if self.kind == "ivf":
-            self.index_.nprobe = self.nprobe
+        if self.kind in _IVF_KINDS:
+            self._ivf().nprobe = self.nprobe
         elif self.kind == "hnsw":
             self.index_.hnsw.efSearch = self.ef_search
 
@@ -277,8 +339,19 @@ class Index:
         return X
 
     def train(self, X) -> "Index":
-        """Train IVF cells on ``X`` of shape ``(n, d)`` (a no-op for other kinds). Returns ``self``."""
+        """Train IVF cells (and IVF-PQ codebooks) on ``X`` of shape ``(n, d)`` (a no-op for other
+        kinds). Returns ``self``."""
         X = self._prepare(X, "X")
+        if self.kind == "ivfpq" and not self.index_.is_trained:
+            # k-means of 256 centroids needs 256 vectors; OPQ (FAISS crashes otherwise) one more than it outputs
+            needed = max(PQ_CENTROIDS, self._ivf().d + 1 if self.opq else 0)
+            if len(X) < needed:
+                raise ValueError(f"kind='ivfpq'{' with opq' if self.opq else ''} needs at least {needed} training "
+                                 f"vectors (about {PQ_CENTROIDS * MIN_TRAIN_PER_CELL:,} for good codebooks). "
+                                 f"Got {len(X)} instead.")
+        if self.kind == "ivfpq" and len(X) < PQ_CENTROIDS * MIN_TRAIN_PER_CELL:
+            warnings.warn(f"kind='ivfpq' trained on {len(X):,} vectors: its codebooks of {PQ_CENTROIDS} "
+                          f"centroids want at least {PQ_CENTROIDS * MIN_TRAIN_PER_CELL:,}.", stacklevel=2)
         if not self.index_.is_trained:
             with blas_batches(self.d):
                 self.index_.train(X)
@@ -290,7 +363,7 @@ class Index:
         ``X`` is float (cast to float32) or, for hamming, either packed uint8 codes ``(n, d / 8)``
         or a bool / 0-1 array ``(n, d)`` that is packed here with ``np.packbits`` (``d`` a multiple
         of 8). ``ids`` is an integer array of shape ``(n,)``, non-negative and unique across calls;
-        it defaults to running numbers. For ``kind="ivf"`` call ``train`` first.
+        it defaults to running numbers. For ``kind="ivf"`` and ``"ivfpq"`` call ``train`` first.
 
         An IVF or HNSW index whose knob is not fixed then calibrates it (:meth:`calibrate`). IVF
         uses 1,000 stored vectors as queries, each left out of its own answer. HNSW would find its
@@ -301,7 +374,7 @@ class Index:
         """
         X = self._prepare(X, "X")
         if not self.index_.is_trained:
-            raise ValueError("this IVF index is not trained; call train(X) first, then add.")
+            raise ValueError(f"this {self.kind} index is not trained; call train(X) first, then add.")
         n, start = X.shape[0], int(self.ids_.max()) + 1 if len(self.ids_) else 0
         ids = np.arange(start, start + n) if ids is None else np.asarray(ids)
         if ids.shape != (n,) or ids.dtype.kind not in "iu" or (ids < 0).any():
@@ -358,7 +431,7 @@ class Index:
                 exact index never pads; approximate kinds may still return id -1 when they find fewer.
             exclude: Optional ids of shape ``(nq,)``, for leave-one-out retrieval: row ``i`` never
                 returns id ``exclude[i]`` (the query's own entry). One extra neighbour is fetched.
-            nprobe: IVF cells visited per query (``kind="ivf"`` only). Defaults to ``self.nprobe``.
+            nprobe: IVF cells visited per query (``kind="ivf"`` or ``"ivfpq"``). Defaults to ``self.nprobe``.
             ef_search: HNSW search breadth (``kind="hnsw"`` only). Defaults to ``self.ef_search``.
             batch_size: Search at most this many queries at once, to bound memory.
 
@@ -370,10 +443,10 @@ class Index:
             raise ValueError("the index is empty; call add(X) before search.")
         if int(k) < 1:
             raise ValueError(f"k must be a positive integer. Received: k={k!r}")
-        for knob, value, kind in (("nprobe", nprobe, "ivf"), ("ef_search", ef_search, "hnsw")):
-            if value is not None and self.kind != kind:
-                raise ValueError(f"{knob} applies to kind={kind!r} only, not {self.kind!r}. "
-                                 f"Received: {knob}={value}")
+        for knob, value, kinds in (("nprobe", nprobe, _IVF_KINDS), ("ef_search", ef_search, ("hnsw",))):
+            if value is not None and self.kind not in kinds:
+                raise ValueError(f"{knob} applies to kind {' or '.join(map(repr, kinds))} only, not "
+                                 f"{self.kind!r}. Received: {knob}={value}")
         Q = _as_vectors(Q, self.metric, self.d, "Q")
         nq = Q.shape[0]
         if exclude is not None:
@@ -409,6 +482,10 @@ class Index:
         exact and the approximate answer (leave-one-out): an index almost always finds a stored
         vector itself, which would count as one free hit in ``k`` and pick too small a value for
         queries it does not hold.
+
+        An ``"ivfpq"`` index holds codes, not vectors: its reference is then a scan of all its cells
+        (the best its codes can do), its stored queries are decoded codes, and the calibrated
+        ``nprobe`` loses at most the target's share of what the quantisation keeps.
 
         The knob climbs a doubling ladder (IVF: 1, 2, 4, ... up to ``nlist``; HNSW: ``k``, 2 ``k``,
         ... up to ``MAX_EF_SEARCH``) until a value passes; bisection between the last two rungs then
@@ -447,7 +524,7 @@ class Index:
             ``self``.
         """
         if self.kind == "flat":
-            raise ValueError("calibrate applies to kind='ivf' or 'hnsw'; a flat index is exact.")
+            raise ValueError("calibrate applies to kind 'ivf', 'ivfpq' or 'hnsw'; a flat index is exact.")
         if self.ntotal == 0:
             raise ValueError("the index is empty; call add(X) before calibrate.")
         target = next(t for t in (target_recall, self.target_recall, TARGET_RECALL) if t is not None)
@@ -462,7 +539,7 @@ class Index:
             raise ValueError("calibration needs an index of at least two vectors, or given queries.")
         D_exact, I_exact = _drop_own(*self._exact_search(Q, k + (own is not None)), own, k)
         z = statistics.NormalDist().inv_cdf(confidence)
-        ivf = self.kind == "ivf"
+        ivf = self.kind in _IVF_KINDS
         knob, top = ("nprobe", self.nlist) if ivf else ("ef_search", max(MAX_EF_SEARCH, k))
         tried: dict[int, tuple[float, float]] = {}  # value: (mean recall, its standard error)
 
@@ -506,6 +583,18 @@ class Index:
         picks = np.sort(rng.choice(self.ntotal, min(n_queries, self.ntotal), replace=False))
         return self._stored_rows(picks), picks
 
+    def _decoded_rows(self, positions: np.ndarray) -> np.ndarray:
+        """The decoded vectors of an ``"ivfpq"`` index at ``positions`` (its codes hold no exact rows)."""
+        self._ivf().make_direct_map()
+        return np.vstack([self.index_.reconstruct(int(p)) for p in positions]).astype(np.float32)
+
+    def stored_vectors(self) -> np.ndarray:
+        """Every stored vector in the order added: float32 ``(ntotal, d)`` or packed uint8 codes; for
+        ``"ivfpq"`` the decoded codes. IVF kinds get a direct map (row to list) to find them."""
+        if self.kind in _IVF_KINDS:
+            self._ivf().make_direct_map()
+        return self.index_.reconstruct_n(0, self.ntotal)
+
     def _stored_blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every stored vector once, as blocks ``(positions, vectors)`` of about ``_CHUNK_ROWS`` rows.
 
@@ -528,14 +617,22 @@ class Index:
                 positions, codes = [], []
 
     def _stored_rows(self, positions: np.ndarray) -> np.ndarray:
-        """The stored vectors at sorted ``positions``, in that order."""
+        """The stored vectors at sorted ``positions``, in that order (decoded codes for ``"ivfpq"``)."""
+        if self.kind == "ivfpq":
+            return self._decoded_rows(positions)
         found = [(pos[keep], block[keep]) for pos, block in self._stored_blocks()
                  for keep in [np.isin(pos, positions)] if keep.any()]
         pos = np.concatenate([p for p, _ in found])
         return np.ascontiguousarray(np.concatenate([b for _, b in found])[np.argsort(pos)])
 
     def _exact_search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact ``k`` nearest stored vectors of ``Q``, by brute force: ``(distances, positions)``."""
+        """Exact ``k`` nearest stored vectors of ``Q``, by brute force: ``(distances, positions)``.
+
+        For ``"ivfpq"``: the nearest by their codes, from a scan of every cell."""
+        if self.kind == "ivfpq":
+            with blas_batches(self.d):
+                D, I = self.index_.search(Q, k, params=faiss.SearchParametersIVF(nprobe=self.nlist))
+            return _to_distances(D, I, self.metric), I
         Ds, Is = [], []
         for positions, block in self._stored_blocks():
             flat = (faiss.IndexBinaryFlat(self.d) if self.metric == "hamming"
@@ -586,6 +683,7 @@ class Index:
                 "format_version": FORMAT_VERSION, "cbmir_tf_version": cbmir_tf.__version__,
                 "descriptor": self.descriptor, "params": params, "metric": self.metric, "kind": self.kind,
                 "dim": self.d, "count": self.ntotal, "nlist": self.nlist, "hnsw_m": self.hnsw_m,
+                "pq_m": self.pq_m, "opq": self.opq,
                 "nprobe": self.nprobe, "ef_search": self.ef_search, "target_recall": self.target_recall,
                 "calibrate_on_add": self.calibrate_on_add, "calibration": self.calibration_,
                 "sha256": {f: sha256sum(tmp / f) for f in (_INDEX_FILE, _IDS_FILE)},
@@ -623,7 +721,8 @@ class Index:
             raise ValueError(f"{f}: holds {raw.ntotal} vectors of dim {raw.d} and {ids.shape[0]} ids; "
                              f"{mf} says {m['count']} of dim {m['dim']}.")
         self = cls(m["metric"], kind=m["kind"], descriptor=m["descriptor"], params=m["params"],
-                   nlist=m["nlist"], hnsw_m=m["hnsw_m"], nprobe=m.get("nprobe", DEFAULT_NPROBE),
+                   nlist=m["nlist"], hnsw_m=m["hnsw_m"], pq_m=m.get("pq_m"), opq=m.get("opq", False),
+                   nprobe=m.get("nprobe", DEFAULT_NPROBE),
                    ef_search=m.get("ef_search", DEFAULT_EF_SEARCH), target_recall=m.get("target_recall"))
         self.calibrate_on_add, self.calibration_ = bool(m.get("calibrate_on_add")), m.get("calibration")
         self.index_, self.ids_, self.path_ = raw, ids.astype(np.int64), path

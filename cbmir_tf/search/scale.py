@@ -18,7 +18,7 @@ Radon barcodes at 64 px (728 bits, Hamming; :data:`BINARY_DESCRIPTOR`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import faiss
@@ -86,7 +86,24 @@ def replicate(X: np.ndarray, n: int, *, noise: float = 0.1, flip: float = 0.01, 
 
     Returns:
         Array of shape ``(n, d)`` and the dtype of ``X`` (float32 for float input); the first
-        ``min(n, m)`` rows are ``X`` itself.
+        ``min(n, m)`` rows are ``X`` itself. The same rows as :func:`replica_blocks` yields.
+    """
+    blocks = replica_blocks(X, n, noise=noise, flip=flip, n_bits=n_bits, seed=seed, chunk_rows=chunk_rows)
+    first, block = next(blocks)
+    out = np.empty((max(int(n), 0), block.shape[1]), dtype=block.dtype)
+    out[:len(block)] = block
+    for start, block in blocks:
+        out[start:start + len(block)] = block
+    return out
+
+
+def replica_blocks(X: np.ndarray, n: int, *, noise: float = 0.1, flip: float = 0.01, n_bits: int | None = None,
+                   seed: int = 0, chunk_rows: int = 65536) -> Iterator[tuple[int, np.ndarray]]:
+    """The rows of :func:`replicate` as blocks ``(first row, rows)``, so that an archive too large
+    for memory can be streamed (and streamed again: the same seed gives the same blocks).
+
+    The first block is the real rows ``X[:n]``; each further block holds at most ``chunk_rows``
+    perturbed copies.
     """
     X = np.asarray(X)
     if X.ndim != 2 or len(X) == 0:
@@ -94,9 +111,8 @@ def replicate(X: np.ndarray, n: int, *, noise: float = 0.1, flip: float = 0.01, 
     binary = X.dtype == np.uint8
     if not binary:
         X = X.astype(np.float32, copy=False)
-    m = len(X)
-    out = np.empty((max(int(n), 0), X.shape[1]), dtype=X.dtype)
-    out[:min(n, m)] = X[:n]
+    m, n = len(X), max(int(n), 0)
+    yield 0, X[:n]
     rng = np.random.default_rng(seed)
     bits = X.shape[1] * 8 if n_bits is None else int(n_bits)
     scale = None if binary else (noise * X.std(axis=0)).astype(np.float32)
@@ -105,10 +121,9 @@ def replicate(X: np.ndarray, n: int, *, noise: float = 0.1, flip: float = 0.01, 
         if binary:
             flips = np.zeros((len(rows), X.shape[1] * 8), dtype=bool)
             flips[:, :bits] = rng.random((len(rows), bits), dtype=np.float32) < flip
-            out[rows] = X[rows % m] ^ np.packbits(flips, axis=1)
+            yield start, X[rows % m] ^ np.packbits(flips, axis=1)
         else:
-            out[rows] = X[rows % m] + rng.standard_normal((len(rows), X.shape[1]), dtype=np.float32) * scale
-    return out
+            yield start, X[rows % m] + rng.standard_normal((len(rows), X.shape[1]), dtype=np.float32) * scale
 
 
 def row_distances(A: np.ndarray, B: np.ndarray) -> np.ndarray:
